@@ -1,0 +1,173 @@
+"""LMRec configuration.
+
+Ships to the Hub as custom code beside each checkpoint, so it imports only transformers.
+"""
+
+from transformers import PretrainedConfig
+
+# Table 9 of Shin et al. (model shape and the paper's λ). Training hyper-parameters of the same table
+# (batch, lr, weight decay) live with the training arguments, not here.
+LMREC_PRESETS = {
+    "1.7m": {"n_layer": 4, "n_embd": 32, "n_head": 4, "n_inner": 128, "rec_loss_weight": 1e-2},
+    "7m": {"n_layer": 4, "n_embd": 128, "n_head": 4, "n_inner": 512, "rec_loss_weight": 1e-2},
+    "20m": {"n_layer": 8, "n_embd": 256, "n_head": 8, "n_inner": 1024, "rec_loss_weight": 8e-3},
+    "64m": {"n_layer": 12, "n_embd": 512, "n_head": 8, "n_inner": 2048, "rec_loss_weight": 8e-3},
+    "125m": {"n_layer": 12, "n_embd": 768, "n_head": 12, "n_inner": 2048, "rec_loss_weight": 3e-3},
+    "210m": {"n_layer": 24, "n_embd": 768, "n_head": 16, "n_inner": 2048, "rec_loss_weight": 3e-3},
+}
+
+
+class LMRecConfig(PretrainedConfig):
+    r"""
+    Configuration of an LMRec model: a GPT-2 style decoder with an LM head and two d×d projection heads
+    (W_u for users, W_i for items).
+
+    Field names follow [`GPT2Config`], so GPT-2 blocks read this config directly.
+
+    Args:
+        vocab_size (`int`, *optional*, defaults to 50258):
+            Size of the tokenizer vocabulary (GPT-2's 50,257 plus a padding token, as in the paper).
+        n_positions (`int`, *optional*, defaults to 2048):
+            Longest sequence, in tokens. Histories are left-truncated to it.
+        n_embd (`int`, *optional*, defaults to 768):
+            Width d of the hidden states (and of the user and item features).
+        n_layer (`int`, *optional*, defaults to 12):
+            Number of decoder blocks.
+        n_head (`int`, *optional*, defaults to 12):
+            Attention heads per block; must divide `n_embd`.
+        n_inner (`int`, *optional*, defaults to `None`):
+            Width of the feed-forward layer; `None` means `4 * n_embd`.
+        activation_function (`str`, *optional*, defaults to `"gelu_new"`):
+            Feed-forward activation.
+        resid_pdrop, embd_pdrop, attn_pdrop (`float`, *optional*, defaults to 0.1):
+            Dropout on residual branches, embeddings and attention weights.
+        layer_norm_epsilon (`float`, *optional*, defaults to 1e-5):
+            LayerNorm epsilon.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal weight initialisation.
+        scale_attn_weights, scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn (`bool`, *optional*):
+            As in [`GPT2Config`].
+        rec_loss_weight (`float`, *optional*, defaults to 0.01):
+            λ in L = L1 + λ·L2. The trainer may pass a scheduled value per step instead.
+        projection_dim (`int`, *optional*, defaults to `None`):
+            Output width of `user_projection` and `item_projection`; `None` means `n_embd` (the paper's d×d).
+        bos_token_id, eos_token_id, pad_token_id (`int`, *optional*):
+            Special token ids. `eos_token_id` marks where user and item features are read.
+
+    Example:
+    ```python
+    >>> from lmrec_hf import LMRecConfig, LMRecForJointModeling
+    >>> config = LMRecConfig.from_preset("1.7m", vocab_size=8192, n_positions=512)
+    >>> model = LMRecForJointModeling(config)
+    ```
+    """
+
+    model_type = "lmrec"
+    attribute_map = {
+        "hidden_size": "n_embd",
+        "max_position_embeddings": "n_positions",
+        "num_attention_heads": "n_head",
+        "num_hidden_layers": "n_layer",
+    }
+
+    def __init__(
+        self,
+        vocab_size=50258,
+        n_positions=2048,
+        n_embd=768,
+        n_layer=12,
+        n_head=12,
+        n_inner=None,
+        activation_function="gelu_new",
+        resid_pdrop=0.1,
+        embd_pdrop=0.1,
+        attn_pdrop=0.1,
+        layer_norm_epsilon=1e-5,
+        initializer_range=0.02,
+        scale_attn_weights=True,
+        scale_attn_by_inverse_layer_idx=False,
+        reorder_and_upcast_attn=False,
+        rec_loss_weight=0.01,
+        projection_dim=None,
+        use_cache=True,
+        bos_token_id=None,
+        eos_token_id=0,
+        pad_token_id=1,
+        tie_word_embeddings=True,
+        **kwargs,
+    ):
+        sizes = {"vocab_size": vocab_size, "n_positions": n_positions, "n_embd": n_embd, "n_layer": n_layer,
+                 "n_head": n_head, "n_inner": n_inner, "projection_dim": projection_dim}
+        for name, value in sizes.items():
+            if value is None and name in ("n_inner", "projection_dim"):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"LMRecConfig: `{name}` must be a positive integer, got {value!r}.")
+        if n_embd % n_head != 0:
+            raise ValueError(
+                f"LMRecConfig: `n_embd` must be divisible by `n_head` (n_embd % n_head == 0), got n_embd={n_embd} "
+                f"and n_head={n_head}. Pick a head count that divides the width, "
+                f"e.g. n_head={_divisor(n_embd, n_head)}."
+            )
+        if rec_loss_weight is None or rec_loss_weight < 0:
+            raise ValueError(
+                f"LMRecConfig: `rec_loss_weight` (λ) must be >= 0, got {rec_loss_weight!r}. "
+                "Use 0 to train the LM loss alone."
+            )
+        self.vocab_size = vocab_size
+        self.n_positions = n_positions
+        self.n_embd = n_embd
+        self.n_layer = n_layer
+        self.n_head = n_head
+        self.n_inner = n_inner
+        self.activation_function = activation_function
+        self.resid_pdrop = resid_pdrop
+        self.embd_pdrop = embd_pdrop
+        self.attn_pdrop = attn_pdrop
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.initializer_range = initializer_range
+        self.scale_attn_weights = scale_attn_weights
+        self.scale_attn_by_inverse_layer_idx = scale_attn_by_inverse_layer_idx
+        self.reorder_and_upcast_attn = reorder_and_upcast_attn
+        self.rec_loss_weight = float(rec_loss_weight)
+        self.projection_dim = projection_dim if projection_dim is not None else n_embd
+        self.use_cache = use_cache
+        # GPT-2 blocks read this; LMRec has no cross-attention.
+        self.add_cross_attention = False
+        super().__init__(
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "LMRecConfig":
+        """
+        Builds the config of one of the paper's Table 9 sizes, with any field overridden.
+
+        Example:
+        ```python
+        >>> LMRecConfig.from_preset("125m").n_inner
+        2048
+        >>> LMRecConfig.from_preset("7m", vocab_size=8192).vocab_size
+        8192
+        ```
+        """
+        key = str(name).lower()
+        if key not in LMREC_PRESETS:
+            raise ValueError(
+                f"LMRecConfig.from_preset: unknown preset {name!r}; known presets are "
+                f"{', '.join(repr(k) for k in LMREC_PRESETS)}."
+            )
+        return cls(**{**LMREC_PRESETS[key], **overrides})
+
+
+def _divisor(n_embd: int, n_head: int) -> int:
+    """The divisor of n_embd closest to the requested head count, for the error message."""
+    divisors = [d for d in range(1, n_embd + 1) if n_embd % d == 0]
+    return min(divisors, key=lambda d: (abs(d - n_head), d))
+
+
+__all__ = ["LMRecConfig", "LMREC_PRESETS"]

@@ -1,0 +1,61 @@
+"""The LMRec text format: a history is item texts joined by " → ", oldest first.
+
+Pure Python, because it ships to the Hub beside the pipeline as custom code. The tokenizer's post-processor
+appends the EOS token, so none of these functions add it.
+"""
+
+import re
+from typing import Iterable
+
+ITEM_SEPARATOR = " → "
+_ARROW = "→"
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_item_text(text: str) -> str:
+    """Collapses whitespace runs and newlines, and turns a literal "→" into "->" so it cannot split an item."""
+    if not isinstance(text, str):
+        raise ValueError(f"An item text must be a string, got {type(text).__name__}: {text!r}.")
+    return _WHITESPACE.sub(" ", text.replace(_ARROW, "->")).strip()
+
+
+def format_history(item_texts: Iterable[str]) -> str:
+    """
+    Formats a user's history, oldest item first, as the exact text LMRec trains on (without EOS).
+
+    Example:
+    ```python
+    >>> format_history(["Soldering iron.", "Solder  wire\\n0.8mm."])
+    'Soldering iron. → Solder wire 0.8mm.'
+    ```
+    """
+    if isinstance(item_texts, str):
+        raise ValueError(
+            "format_history expects a list of item texts, oldest first, got one string "
+            f"{item_texts[:60]!r}. Wrap a single item as [text], or use format_item(text)."
+        )
+    cleaned = []
+    for position, text in enumerate(item_texts):
+        item = clean_item_text(text)
+        if not item:
+            raise ValueError(
+                f"format_history: item {position} is empty after cleaning (got {text!r}). "
+                "Drop items without text before formatting."
+            )
+        cleaned.append(item)
+    if not cleaned:
+        raise ValueError("format_history: the history is empty; a user needs at least one item.")
+    return ITEM_SEPARATOR.join(cleaned)
+
+
+def format_item(text: str) -> str:
+    """
+    Formats one item. An item is a one-item history, so one encoder call serves both.
+
+    Example:
+    ```python
+    >>> format_item("Digital  caliper")
+    'Digital caliper'
+    ```
+    """
+    return format_history([text])
