@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-all lint clean-venv
+.PHONY: setup demo test test-all bench lint clean-venv
 
 setup: $(STAMP)
 
@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev,space]"
 	touch $(STAMP)
+
+# The main job: prepare Online Retail, train LMRec jointly, evaluate against popularity, save outputs/demo/.
+demo: setup
+	$(BIN)/lmrec-hf train training/configs/demo.yaml
+
+bench: setup
+	$(BIN)/python benchmarks/train_throughput.py
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q

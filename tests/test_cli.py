@@ -37,3 +37,74 @@ def test_unknown_command(capsys):
         main(["fly"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'fly'" in capsys.readouterr().err
+
+
+def test_train_config_unknown_key(tmp_path):
+    from lmrec_hf.cli import load_train_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text("preset: '1.7m'\nlearning_rat: 0.1\n")
+    with pytest.raises(SystemExit, match=r"unknown config key\(s\) \['learning_rat'\]"):
+        load_train_config(str(config), [])
+    with pytest.raises(SystemExit, match=r"unknown config key\(s\) \['bogus'\]"):
+        load_train_config(None, ["--bogus", "1"])
+
+
+def test_train_config_missing_data_path(tmp_path):
+    from lmrec_hf.cli import load_train_config
+
+    with pytest.raises(SystemExit, match=r"data path .*nowhere does not exist"):
+        load_train_config(None, ["--data", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit, match=r"config file .*missing\.yaml does not exist"):
+        load_train_config(str(tmp_path / "missing.yaml"), [])
+
+
+def test_train_config_overrides_and_types(tmp_path):
+    from lmrec_hf.cli import load_train_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {tmp_path}\npreset: '7m'\nmax_steps: 5\nuse_cpu: true\n")
+    model_args, data_args, args = load_train_config(str(config), ["--max_steps", "7", "--prefix-pairs=true",
+                                                                  "--preset", "1.7m"])
+    assert args.max_steps == 7 and args.prefix_pairs is True and model_args.preset == "1.7m"
+    assert data_args.data == str(tmp_path)
+    assert args.adam_beta2 == 0.98  # the paper's recipe stays the default
+
+
+def test_prepare_and_train_end_to_end(tmp_path, capsys):
+    """`lmrec-hf prepare`, then a 2-step `lmrec-hf train` whose checkpoint loads in a fresh process."""
+    import json
+    import os
+
+    from .test_data import write_unisrec
+
+    data = write_unisrec(tmp_path / "toy")
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", str(data), "--output", str(prepared), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "3 users, 8 items, 14 interactions" in capsys.readouterr().out
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(prepared), "--preset", "1.7m", "--vocab_size", "300", "--max_steps", "2",
+                 "--rec_batch_size", "2", "--lm_batch_size", "2", "--max_length", "64", "--use_cpu", "true",
+                 "--output_dir", str(out), "--disable_tqdm", "true"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| lmrec |" in printed and "| popularity |" in printed and "trust_remote_code=True" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["lmrec"]) >= {"recall@10", "ndcg@10", "recall@50", "ndcg@50"}
+    assert metrics["data"]["users"] == 3 and metrics["world_size"] == 1
+    script = ("import sys; sys.modules['lmrec_hf'] = None\n"
+              "from transformers import AutoModel\n"
+              f"m = AutoModel.from_pretrained({str(out / 'model')!r}, trust_remote_code=True)\n"
+              "print(type(m).__name__)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False,
+                            env={**os.environ, "HF_HOME": str(tmp_path / "hf")}, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("LMRecModel")
+    assert main(["evaluate", str(out / "model"), "--data", str(prepared), "--output", str(tmp_path / "e.json")]) == 0
+    record = json.loads((tmp_path / "e.json").read_text())
+    assert record["split"] == "test" and "recall@10" in record["lmrec"]
+
+
+def test_prepare_reports_missing_input(tmp_path, capsys):
+    assert main(["prepare", str(tmp_path / "nothing"), "--output", str(tmp_path / "o")]) == 1
+    assert "Data path" in capsys.readouterr().err

@@ -182,7 +182,8 @@ def test_mismatched_pair_batch(model, batch, items):
 
 
 def test_mismatched_grouped_batch(model, batch, items):
-    with pytest.raises(ValueError, match=r"shape \(2, 3\) need 2 user rows and 6 item rows.*got 2 user rows and 5"):
+    message = r"shape \(2, 3\) need 2 user rows and either 3 item rows .* or 6 .*got 2 user rows and 5 item rows"
+    with pytest.raises(ValueError, match=message):
         model(user_input_ids=batch["input_ids"][:2], item_input_ids=items["input_ids"][:5],
               rec_labels=torch.ones(2, 3))
 
@@ -211,3 +212,72 @@ def test_cache_matches_full_forward(model):
     first = model.base_model(input_ids=ids[:, :3], use_cache=True, return_pooler=False)
     rest = model.base_model(input_ids=ids[:, 3:], cache=first.cache, use_cache=True, return_pooler=False)
     assert torch.allclose(rest.last_hidden_state, full[:, 3:], atol=1e-5)
+
+
+def test_shared_items_for_all_users(model, batch, items):
+    labels = torch.zeros(5, 8)
+    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
+    out = model(user_input_ids=batch["input_ids"], user_attention_mask=batch["attention_mask"],
+                item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"], rec_labels=labels)
+    assert out.rec_logits.shape == (5, 8)
+    assert torch.allclose(out.rec_logits, out.user_embeds @ out.item_embeds.T, atol=1e-6)
+
+
+def test_softmax_rec_loss(model, batch, items):
+    model.config.rec_loss_type = "softmax"
+    labels = torch.zeros(5, 8)
+    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
+    out = model(user_input_ids=batch["input_ids"], user_attention_mask=batch["attention_mask"],
+                item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"], rec_labels=labels)
+    expected = torch.nn.functional.cross_entropy(out.rec_logits, torch.tensor([0, 3, 5, 2, 7]))
+    assert torch.allclose(out.rec_loss, expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r"exactly one positive per row, got shape \(5,\)"):
+        model(user_input_ids=batch["input_ids"], item_input_ids=items["input_ids"][:5], rec_labels=torch.ones(5))
+
+
+def test_bad_rec_loss_type():
+    with pytest.raises(ValueError, match=r"`rec_loss_type` must be one of \('bce', 'softmax'\), got 'hinge'"):
+        LMRecConfig(rec_loss_type="hinge")
+
+
+def test_prefix_positions_score_every_prefix(model, batch, items):
+    positions = torch.tensor([[2, 5, -1], [1, 3, 4]])
+    users = {"user_input_ids": batch["input_ids"][:2], "user_attention_mask": batch["attention_mask"][:2]}
+    labels = torch.zeros(2, 3, 8)
+    labels[0, 0, 1] = labels[0, 1, 2] = labels[1, 0, 3] = labels[1, 1, 4] = labels[1, 2, 5] = 1.0
+    labels[1, :, 7] = -1.0  # ignored pairs
+    out = model(**users, user_positions=positions, item_input_ids=items["input_ids"],
+                item_attention_mask=items["attention_mask"], rec_labels=labels)
+    assert out.rec_logits.shape == (2, 3, 8) and out.user_embeds.shape == (2, 3, model.config.projection_dim)
+    hidden = model.base_model(**{"input_ids": users["user_input_ids"],
+                                 "attention_mask": users["user_attention_mask"]}).last_hidden_state
+    assert torch.allclose(out.user_embeds[1, 2], model.user_projection(hidden[1, 4]), atol=1e-5)
+    keep = labels[positions >= 0]  # (5, 8) rows of real positions
+    logits = out.rec_logits[positions >= 0]
+    mask = keep >= 0
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[mask], keep[mask])
+    assert torch.allclose(out.rec_loss, expected, atol=1e-6)
+    model.config.rec_loss_type = "softmax"
+    out = model(**users, user_positions=positions, item_input_ids=items["input_ids"],
+                item_attention_mask=items["attention_mask"], rec_labels=labels)
+    expected = torch.nn.functional.cross_entropy(logits.masked_fill(keep < 0, float("-inf")), keep.argmax(-1))
+    assert torch.allclose(out.rec_loss, expected, atol=1e-5)
+
+
+def test_user_labels_add_lm_loss_on_histories(model, batch, items):
+    users = {"user_input_ids": batch["input_ids"], "user_attention_mask": batch["attention_mask"]}
+    out = model(**users, user_labels=batch["labels"], item_input_ids=items["input_ids"][:5],
+                item_attention_mask=items["attention_mask"][:5], rec_labels=torch.ones(5), rec_loss_weight=0.3)
+    assert torch.allclose(out.lm_loss, model(**batch).lm_loss, atol=1e-6)
+    assert torch.allclose(out.loss, out.lm_loss + 0.3 * out.rec_loss)
+
+
+def test_prefix_labels_shape_mismatch(model, batch, items):
+    with pytest.raises(ValueError, match=r"`rec_labels` must have shape \(1, 2, 8\), got \(1, 8\)"):
+        model(user_input_ids=batch["input_ids"][:1], user_positions=torch.tensor([[1, 2]]),
+              item_input_ids=items["input_ids"], rec_labels=torch.ones(1, 8))
+
+
+def test_user_extras_without_users(model, batch):
+    with pytest.raises(ValueError, match="got `user_labels` without `user_input_ids`"):
+        model(**batch, user_labels=batch["labels"])

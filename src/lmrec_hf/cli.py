@@ -1,7 +1,13 @@
-"""The `lmrec-hf` command line. Thin: each subcommand calls the library and prints."""
+"""The `lmrec-hf` command line. Thin: each subcommand parses, calls the library, and prints."""
+
+from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import logging
 import sys
+from pathlib import Path
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -27,26 +33,208 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    from .data import load_data, split_users
+
+    options = {}
+    if args.items:
+        options.update(items=args.items, user_column=args.user_column, item_column=args.item_column,
+                       timestamp_column=args.timestamp_column, text_column=args.text_column,
+                       item_key_column=args.item_key_column, k_core_min=args.k_core, missing_text=args.missing_text)
+    data = load_data(args.input, args.format, cache_dir=args.cache_dir, **options)
+    if args.protocol == "user_split":
+        data = split_users(data, seed=args.seed)
+    data.save(args.output)
+    stats = data.stats()
+    print(f"{data.name}: {stats['users']:,} users, {stats['items']:,} items, {stats['interactions']:,} interactions "
+          f"({data.protocol}) -> {args.output}")
+    for key, value in data.info.items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    overrides = {}
+    i = 0
+    while i < len(pairs):
+        key = pairs[i]
+        if not key.startswith("--"):
+            raise SystemExit(f"lmrec-hf train: expected --key value after the config file, got {key!r}.")
+        key = key[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(pairs):
+            value = pairs[i + 1]
+            i += 2
+        else:
+            raise SystemExit(f"lmrec-hf train: --{key} needs a value.")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def load_train_config(config_path: str | None, overrides: list[str]):
+    """YAML config plus `--key value` overrides -> (ModelArguments, DataArguments, LMRecTrainingArguments)."""
+    import yaml
+    from transformers import HfArgumentParser
+
+    from .runner import DataArguments, ModelArguments
+    from .training_args import LMRecTrainingArguments
+
+    config = {}
+    if config_path:
+        path = Path(config_path)
+        if not path.exists():
+            raise SystemExit(f"lmrec-hf train: config file {path} does not exist.")
+        config = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(config, dict):
+            raise SystemExit(f"lmrec-hf train: {path} must hold a mapping of keys to values.")
+    config.update(_parse_overrides(overrides))
+    classes = (ModelArguments, DataArguments, LMRecTrainingArguments)
+    known = {f.name for cls in classes for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise SystemExit(
+            f"lmrec-hf train: unknown config key(s) {unknown}. Model keys: "
+            f"{[f.name for f in dataclasses.fields(ModelArguments)]}; data keys: "
+            f"{[f.name for f in dataclasses.fields(DataArguments)]}; and any TrainingArguments field."
+        )
+    config.setdefault("output_dir", "outputs/run")
+    if config.get("data") and config["data"] != "online-retail" and not Path(config["data"]).exists():
+        raise SystemExit(f"lmrec-hf train: data path {config['data']} does not exist. Set `data` or pass --data PATH.")
+    return HfArgumentParser(classes).parse_dict(config, allow_extra_keys=False)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .runner import train_from_args
+
+    model_args, data_args, training_args = load_train_config(args.config, args.overrides)
+    result = train_from_args(model_args, data_args, training_args)
+    if "wall_time_s" not in result:  # a non-main DDP process: the main one reports
+        return 0
+    print_result_table(result)
+    model_dir = Path(training_args.output_dir) / "model"
+    print(f"\nSaved a self-contained checkpoint to {model_dir}. Load it with:\n"
+          f"  from transformers import AutoModel, pipeline\n"
+          f"  model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True)\n"
+          f"  extractor = pipeline('feature-extraction', model={str(model_dir)!r}, trust_remote_code=True)")
+    print(f"Metrics: {Path(training_args.output_dir) / 'metrics.json'}")
+    return 0
+
+
+def print_result_table(result: dict) -> None:
+    data = result["data"]
+    print(f"\n{data['name']}: {data['users']:,} users, {data['items']:,} items, {data['interactions']:,} interactions; "
+          f"{result.get('steps', '?')} steps, wall time {result['wall_time_s']:.0f} s")
+    if "lmrec" not in result:
+        return
+    print(f"{result.get('split', 'test')} split, {result.get('protocol', '')}, "
+          f"{result['lmrec']['users']:,} users")
+    keys = [k for k in result["lmrec"] if "@" in k]
+    print("| model | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for name in ("lmrec", "popularity"):
+        print(f"| {name} | " + " | ".join(f"{result[name][k]:.4f}" for k in keys) + " |")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import time
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .data import load_data
+    from .evaluation import evaluate_model, evaluate_popularity
+
+    if not Path(args.model_dir).exists():
+        raise SystemExit(f"lmrec-hf evaluate: model folder {args.model_dir} does not exist.")
+    start = time.time()
+    data = load_data(args.data, args.format, cache_dir=args.cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    model = AutoModelForCausalLM.from_pretrained(args.model_dir)
+    result = {
+        "model": str(args.model_dir),
+        "data": {"name": data.name, "path": str(args.data), **data.stats()},
+        "split": args.split,
+        "protocol": "full ranking, ties against the model, history items not masked",
+        "lmrec": evaluate_model(model, tokenizer, data, args.split, max_length=args.max_length,
+                                max_users=args.max_users, seed=args.seed),
+        "popularity": evaluate_popularity(data, args.split),
+    }
+    result["wall_time_s"] = round(time.time() - start, 1)
+    print_result_table(result)
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=2))
+        print(f"Wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lmrec-hf", description="LMRec: language modeling for recommendation, on the Hugging Face stack."
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     presets = commands.add_parser("presets", help="print the Table 9 presets with their parameter counts")
     presets.add_argument("--vocab-size", type=int, default=50258, help="vocabulary size (default: the paper's 50258)")
     presets.add_argument("--n-positions", type=int, default=2048, help="positions (default: the paper's 2048)")
     presets.add_argument("--n-inner", type=int, default=None, help="override every preset's feed-forward width")
     presets.set_defaults(func=_presets)
+
+    prepare = commands.add_parser("prepare", help="turn raw logs into a prepared data folder")
+    prepare.add_argument("input", help="Online Retail data.csv(.gz) or its folder, a UniSRec folder, an agnostic "
+                                       "corpus folder, or an interactions table (with --items)")
+    prepare.add_argument("--output", "-o", required=True, help="prepared folder to write")
+    prepare.add_argument("--format", default="auto",
+                         choices=["auto", "unisrec", "online-retail", "interactions", "agnostic"])
+    prepare.add_argument("--protocol", default="leave_one_out", choices=["leave_one_out", "user_split"])
+    prepare.add_argument("--seed", type=int, default=42, help="seed of the user split")
+    prepare.add_argument("--items", help="item-text table for an interactions table")
+    prepare.add_argument("--user-column", default="user_id")
+    prepare.add_argument("--item-column", default="item_id")
+    prepare.add_argument("--timestamp-column", default="timestamp")
+    prepare.add_argument("--text-column", default="text")
+    prepare.add_argument("--item-key-column", default=None, help="item id column of the item table "
+                                                                 "(default: --item-column)")
+    prepare.add_argument("--k-core", type=int, default=5)
+    prepare.add_argument("--missing-text", default="drop", choices=["drop", "error"])
+    prepare.add_argument("--cache-dir", default=None)
+    prepare.set_defaults(func=_prepare)
+
+    train = commands.add_parser("train", help="train LMRec from a YAML config with --key value overrides")
+    train.add_argument("config", nargs="?", help="YAML recipe, e.g. training/configs/demo.yaml")
+    train.add_argument("overrides", nargs=argparse.REMAINDER, help="--key value pairs that override the config")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="full-ranking metrics of a checkpoint, beside popularity")
+    evaluate.add_argument("model_dir")
+    evaluate.add_argument("--data", required=True, help="data folder or file")
+    evaluate.add_argument("--format", default="auto")
+    evaluate.add_argument("--split", default="test", choices=["valid", "test"])
+    evaluate.add_argument("--max-users", type=int, default=None)
+    evaluate.add_argument("--max-length", type=int, default=256)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--output", help="write the JSON record here")
+    evaluate.add_argument("--cache-dir", default=None)
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"lmrec-hf {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

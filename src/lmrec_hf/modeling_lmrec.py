@@ -265,6 +265,13 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
     def get_output_embeddings(self):
         return self.lm_head
 
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if self.config.projection_init == "identity" and module in (
+            getattr(self, "user_projection", None), getattr(self, "item_projection", None)
+        ):
+            init.eye_(module.weight)
+
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
@@ -299,6 +306,9 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         item_attention_mask: torch.Tensor | None = None,
         rec_labels: torch.Tensor | None = None,
         rec_loss_weight: float | torch.Tensor | None = None,
+        user_labels: torch.LongTensor | None = None,
+        user_positions: torch.LongTensor | None = None,
+        rec_log_q: torch.Tensor | None = None,
         **kwargs,
     ) -> LMRecJointOutput:
         r"""
@@ -306,13 +316,26 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             The LM stream (histories). L1 is computed when `labels` are given (-100 is ignored).
         user_input_ids, user_attention_mask, item_input_ids, item_attention_mask:
             The rec stream. `user_input_ids` has B rows; `item_input_ids` has B rows (pairs), B·N rows (N items per
-            user, grouped by user), or any M rows when no `rec_labels` are given (every user scored against every
-            item).
+            user, grouped by user), or M rows scored against every user (with (B, M) labels, or no labels).
         rec_labels (`torch.Tensor` of shape `(B,)` or `(B, N)`, *optional*):
-            1 for a positive pair, 0 for a negative. L2 is computed when they are given.
+            1 for a positive pair, 0 for a negative, and -1 for a pair the loss ignores. L2 is computed when they are
+            given. With shape (B, N) the item rows are either N items shared by all users, or B·N items grouped by
+            user.
         rec_loss_weight (`float`, *optional*):
             λ for this step; defaults to `config.rec_loss_weight`. The trainer passes its cosine-decayed value.
+        user_labels (`torch.LongTensor` of shape `(B, T)`, *optional*):
+            LM labels for the user histories: L1 is then also computed on them, in the same forward that reads the
+            user features (a CPU-budget option; the paper's LM stream is `input_ids`).
+        user_positions (`torch.LongTensor` of shape `(B, P)`, *optional*):
+            Read user features at these token positions (-1 pads) instead of the final EOS: each position ends a
+            prefix of the history, and `rec_labels` of shape (B, P, M) score every prefix against M shared items.
+            This trains every item boundary of a history at once (an option, not the paper's recipe).
+        rec_log_q (`torch.Tensor` of shape `(M,)`, *optional*):
+            Log of how likely each item row was to be drawn as a candidate. It is subtracted from the scores inside
+            the rec loss only (the sampled-softmax "logQ" correction), so in-batch negatives, drawn by popularity,
+            do not teach the model to rank popular items down. `rec_logits` stay uncorrected.
         """
+        kwargs.pop("num_items_in_batch", None)  # passed by Trainer; our losses are per-batch means
         if (user_input_ids is None) != (item_input_ids is None):
             given, missing = ("user", "item") if item_input_ids is None else ("item", "user")
             raise ValueError(
@@ -326,29 +349,40 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             )
         if labels is not None and input_ids is None:
             raise ValueError("LMRecForJointModeling: got `labels` without `input_ids`; pass the LM inputs too.")
+        for name, value in (("user_labels", user_labels), ("user_positions", user_positions)):
+            if value is not None and user_input_ids is None:
+                raise ValueError(f"LMRecForJointModeling: got `{name}` without `user_input_ids`; pass the users too.")
 
-        logits = lm_loss = None
+        lm_terms = []  # (logits, labels) of every stream L1 is computed on
+        logits = None
         if input_ids is not None:
             hidden = self.transformer(
                 input_ids=input_ids, attention_mask=attention_mask, return_pooler=False, **kwargs
             ).last_hidden_state  # (B, T, d)
             logits = self.lm_head(hidden)  # (B, T, V)
             if labels is not None:
-                lm_loss = F.cross_entropy(
-                    logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                    labels[:, 1:].reshape(-1).to(logits.device),
-                    ignore_index=-100,
-                )
+                lm_terms.append((logits, labels))
 
         rec_logits = rec_loss = user_embeds = item_embeds = None
         if user_input_ids is not None:
-            user_embeds = self.embed(user_input_ids, user_attention_mask, projection="user")  # (B, p)
+            user_out = self.transformer(
+                input_ids=user_input_ids, attention_mask=user_attention_mask, return_pooler=user_positions is None
+            )
+            if user_labels is not None:  # one forward serves L1 and the user features
+                lm_terms.append((self.lm_head(user_out.last_hidden_state), user_labels))
+            if user_positions is None:
+                z_u = user_out.pooler_output  # (B, d)
+            else:
+                rows = torch.arange(user_input_ids.shape[0], device=user_input_ids.device).unsqueeze(1)
+                z_u = user_out.last_hidden_state[rows, user_positions.clamp(min=0)]  # (B, P, d)
+            user_embeds = self.user_projection(z_u)  # (B, p) or (B, P, p)
             item_embeds = self.embed(item_input_ids, item_attention_mask, projection="item")  # (M, p)
             rec_logits = self._score(user_embeds, item_embeds, rec_labels)
             if rec_labels is not None:
-                rec_loss = F.binary_cross_entropy_with_logits(
-                    rec_logits.float(), rec_labels.to(device=rec_logits.device, dtype=torch.float32)
-                )
+                valid = None if user_positions is None else (user_positions >= 0)
+                corrected = rec_logits if rec_log_q is None else rec_logits - rec_log_q.to(rec_logits)
+                rec_loss = self._rec_loss(corrected, rec_labels.to(rec_logits.device), valid)
+        lm_loss = self._lm_loss(lm_terms) if lm_terms else None
 
         if rec_loss_weight is None:
             rec_loss_weight = self.config.rec_loss_weight
@@ -367,9 +401,42 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         )
 
     @staticmethod
+    def _lm_loss(terms: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Next-token cross-entropy averaged over every labelled token of every stream."""
+        logits = torch.cat([lg[:, :-1].reshape(-1, lg.shape[-1]) for lg, _ in terms])
+        labels = torch.cat([lb[:, 1:].reshape(-1).to(logits.device) for _, lb in terms])
+        return F.cross_entropy(logits.float(), labels, ignore_index=-100)
+
+    def _rec_loss(self, rec_logits: torch.Tensor, rec_labels: torch.Tensor,
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
+        if valid is not None:  # prefix features: keep the rows of real positions only
+            rec_logits, rec_labels = rec_logits[valid], rec_labels[valid]  # (N, M)
+        rec_logits, ignored = rec_logits.float(), rec_labels < 0  # a negative label marks a pair to ignore
+        if self.config.rec_loss_type == "bce":
+            losses = F.binary_cross_entropy_with_logits(rec_logits, rec_labels.float().clamp(min=0), reduction="none")
+            return losses.masked_fill(ignored, 0.0).sum() / (~ignored).sum().clamp(min=1)
+        rec_logits = rec_logits.masked_fill(ignored, float("-inf"))
+        positives = rec_labels > 0.5
+        if rec_labels.dim() != 2 or not bool((positives.sum(-1) == 1).all()):
+            raise ValueError(
+                "rec_loss_type='softmax' needs `rec_labels` of shape (B, N) with exactly one positive per row, got "
+                f"shape {tuple(rec_labels.shape)} with {positives.sum(-1).tolist()} positives per row. Use "
+                "rec_loss_type='bce' for pairwise labels."
+            )
+        return F.cross_entropy(rec_logits, positives.float().argmax(-1))
+
+    @staticmethod
     def _score(user_embeds: torch.Tensor, item_embeds: torch.Tensor, rec_labels: torch.Tensor | None) -> torch.Tensor:
         """<W_u z_u, W_i z_i> in the shape `rec_labels` asks for."""
         n_users, n_items = user_embeds.shape[0], item_embeds.shape[0]
+        if user_embeds.dim() == 3:  # prefix features (B, P, p): every prefix against every item
+            if rec_labels is not None and rec_labels.shape != (*user_embeds.shape[:2], n_items):
+                raise ValueError(
+                    f"LMRecForJointModeling: with `user_positions` of shape {tuple(user_embeds.shape[:2])} and "
+                    f"{n_items} item rows, `rec_labels` must have shape {(*user_embeds.shape[:2], n_items)}, got "
+                    f"{tuple(rec_labels.shape)}."
+                )
+            return torch.einsum("bpd,md->bpm", user_embeds, item_embeds)  # (B, P, M)
         if rec_labels is None:
             return user_embeds @ item_embeds.T  # (B, M)
         if rec_labels.dim() == 1:
@@ -381,11 +448,13 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             return (user_embeds * item_embeds).sum(-1)  # (B,)
         if rec_labels.dim() == 2:
             batch, per_user = rec_labels.shape
+            if n_users == batch and n_items == per_user:
+                return user_embeds @ item_embeds.T  # (B, M): every user against the same M items
             if n_users != batch or n_items != batch * per_user:
                 raise ValueError(
                     f"LMRecForJointModeling: `rec_labels` of shape {tuple(rec_labels.shape)} need {batch} user rows "
-                    f"and {batch * per_user} item rows ({per_user} per user, grouped by user), got {n_users} user "
-                    f"rows and {n_items} item rows."
+                    f"and either {per_user} item rows (shared by all users) or {batch * per_user} ({per_user} per "
+                    f"user, grouped by user), got {n_users} user rows and {n_items} item rows."
                 )
             items = item_embeds.view(batch, per_user, -1)  # (B, N, p)
             return torch.einsum("bp,bnp->bn", user_embeds, items)  # (B, N)

@@ -1,0 +1,261 @@
+"""Batches for joint training: an LM batch and a rec batch per optimizer step, with seeded negative sampling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from datasets import Dataset
+from torch.utils.data import Sampler
+
+from .data import RecData
+from .formatting_lmrec import format_history, format_item
+
+NEGATIVE_LAYOUTS = ("per_user", "shared")
+
+
+def sample_negatives(n_items: int, positive: int, k: int, seed: int, example_index: int) -> np.ndarray:
+    """
+    K item indices drawn uniformly from the catalog without the positive. The draw depends only on
+    (seed, example_index), so a resumed or re-sharded run draws the same negatives for the same example.
+    """
+    if n_items < 2:
+        raise ValueError(f"Negative sampling needs at least 2 items in the catalog, got {n_items}.")
+    rng = np.random.default_rng([seed, example_index])
+    draws = rng.integers(0, n_items - 1, size=k)
+    return draws + (draws >= positive)  # skip over the positive
+
+
+class JointDataset(torch.utils.data.Dataset):
+    """Index space for the joint batch sampler: keys ("rec", i) address rec pairs, ("lm", j) LM texts."""
+
+    def __init__(self, rec_pairs: Dataset | None, lm_texts: Dataset | None):
+        self.rec_pairs = rec_pairs
+        self.lm_texts = lm_texts
+        self._rec = (rec_pairs["user_row"][:], rec_pairs["position"][:]) if rec_pairs is not None else None
+        self._lm = lm_texts["text"][:] if lm_texts is not None else None
+
+    def __len__(self):
+        return len(self.rec_pairs) if self.rec_pairs is not None else len(self.lm_texts)
+
+    def __getitem__(self, key):
+        kind, index = key
+        if kind == "rec":
+            return {"kind": "rec", "index": index, "user_row": self._rec[0][index], "position": self._rec[1][index]}
+        return {"kind": "lm", "index": index, "text": self._lm[index]}
+
+
+class JointBatchSampler(Sampler):
+    """
+    Yields one step's keys at a time: `rec_batch_size` rec pairs and `lm_batch_size` LM texts, each stream in its
+    own seeded permutation per epoch. An epoch is one pass over the rec pairs (over the LM texts when there are no
+    rec pairs); the LM stream cycles. The schedule depends only on (seed, epoch), so every DDP rank builds the same
+    one and a resumed run skips to the same place.
+    """
+
+    def __init__(self, n_rec: int, n_lm: int, rec_batch_size: int, lm_batch_size: int, seed: int = 42):
+        if n_rec == 0 and n_lm == 0:
+            raise ValueError("JointBatchSampler: both the rec pairs and the LM texts are empty; nothing to train on.")
+        if (n_rec > 0 and rec_batch_size <= 0) or (n_lm > 0 and lm_batch_size <= 0):
+            raise ValueError(
+                f"JointBatchSampler: batch sizes must be positive for the streams in use, got rec_batch_size="
+                f"{rec_batch_size} for {n_rec} rec pairs and lm_batch_size={lm_batch_size} for {n_lm} LM texts."
+            )
+        self.n_rec, self.n_lm = n_rec, n_lm
+        self.rec_batch_size = rec_batch_size if n_rec else 0
+        self.lm_batch_size = lm_batch_size if n_lm else 0
+        self.batch_size = self.rec_batch_size + self.lm_batch_size  # read by accelerate's batch-sampler sharding
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.n_rec:
+            return math.ceil(self.n_rec / self.rec_batch_size)
+        return math.ceil(self.n_lm / self.lm_batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        rec_order = rng.permutation(self.n_rec) if self.n_rec else None
+        lm_order = rng.permutation(self.n_lm) if self.n_lm else None
+        for step in range(len(self)):
+            keys = []
+            if self.n_rec:
+                chunk = rec_order[step * self.rec_batch_size:(step + 1) * self.rec_batch_size]
+                keys += [("rec", int(i)) for i in chunk]
+            if self.n_lm:
+                start = step * self.lm_batch_size
+                chunk = [lm_order[(start + j) % self.n_lm] for j in range(self.lm_batch_size)]
+                keys += [("lm", int(i)) for i in chunk]
+            yield keys
+
+
+def _covering_run(spans: np.ndarray, token: int, char: int) -> int:
+    """How many tokens after `token` still start at or before `char` (a character split over byte tokens)."""
+    extra = 0
+    while token + extra + 1 < len(spans) and spans[token + extra + 1, 0] <= char < spans[token + extra + 1, 1]:
+        extra += 1
+    return extra
+
+
+class LMRecCollator:
+    """
+    Turns keys from `JointDataset` into model inputs. LM rows become `input_ids`, `attention_mask`, `labels`; rec
+    pairs become the user's history (items before the target), the target and `num_negatives` sampled negatives.
+
+    `prefix_pairs=True` (an option, not the paper's recipe) reads a user feature at every item boundary of the
+    history as well as at the EOS: the separator after item k predicts item k+1 and the EOS predicts the target, all
+    scored against the batch's distinct target items (plus `num_negatives` shared uniform negatives per user). The
+    user's own items are not used as its negatives (label -1, ignored by the loss).
+    `lm_on_users=True` adds LM labels for the user histories (`user_labels`), so one forward serves L1 and L2.
+    Evaluation examples (kind "rec_eval") always use the EOS feature alone.
+
+    `negatives="per_user"` is the paper's layout: each user scored against its target and its own K negatives
+    (`rec_labels` of shape (B, 1+K)). `negatives="shared"` encodes each distinct item of the batch once (targets and
+    all users' negatives) and scores every user against all of them (`rec_labels` of shape (B, M)), so the other
+    users' targets serve as extra negatives.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        data: RecData,
+        max_length: int = 256,
+        max_history_items: int = 50,
+        num_negatives: int = 4,
+        negatives: str = "per_user",
+        seed: int = 42,
+        prefix_pairs: bool = False,
+        lm_on_users: bool = False,
+        logq_correction: bool = False,
+    ):
+        if negatives not in NEGATIVE_LAYOUTS:
+            raise ValueError(f"negatives must be one of {NEGATIVE_LAYOUTS}, got {negatives!r}.")
+        if num_negatives < 0:
+            raise ValueError(f"num_negatives must be >= 0, got {num_negatives}.")
+        self.tokenizer = tokenizer
+        self.sequences = data.sequences
+        self.item_texts = data.item_texts
+        self.n_items = len(self.item_texts)
+        self.max_length = max_length
+        self.max_history_items = max_history_items
+        self.num_negatives = num_negatives
+        self.negatives = negatives
+        self.seed = seed
+        self.prefix_pairs = prefix_pairs
+        self.lm_on_users = lm_on_users
+        self.logq_correction = logq_correction
+        if logq_correction:
+            # How often each item is a training target: in-batch candidates are drawn in that proportion.
+            counts = np.zeros(self.n_items)
+            for seq in self.sequences:
+                np.add.at(counts, seq[1:], 1)
+            self.target_share = counts / counts.sum()
+
+    def _encode(self, texts: list[str]) -> dict:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+
+    def history_text(self, user_row: int, position: int) -> str:
+        items = self.sequences[user_row][max(0, position - self.max_history_items):position]
+        return format_history([self.item_texts[i] for i in items])
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = {}
+        lm = [e["text"] for e in examples if e["kind"] == "lm"]
+        rec = [e for e in examples if e["kind"] == "rec"]
+        rec_eval = [e for e in examples if e["kind"] == "rec_eval"]
+        if lm:
+            enc = self._encode(lm)
+            batch["input_ids"] = enc["input_ids"]
+            batch["attention_mask"] = enc["attention_mask"]
+            batch["labels"] = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+        if rec:
+            batch.update(self.prefix_rec_batch(rec) if self.prefix_pairs else self.rec_batch(rec))
+            if self.lm_on_users:
+                batch["user_labels"] = batch["user_input_ids"].masked_fill(batch["user_attention_mask"] == 0, -100)
+        if rec_eval:
+            batch.update(self.rec_batch(rec_eval))
+        return batch
+
+    def prefix_rec_batch(self, examples: list[dict]) -> dict:
+        texts, arrows, targets = [], [], []
+        for e in examples:
+            seq = self.sequences[e["user_row"]]
+            history = seq[max(0, e["position"] - self.max_history_items):e["position"]]
+            pieces = [self.item_texts[i] for i in history]
+            texts.append(format_history(pieces))
+            # character index of the arrow after item k, for k = 0 .. n-2 (texts are already clean)
+            ends = np.cumsum([len(p) for p in pieces]) + 3 * np.arange(len(pieces))
+            arrows.append(ends[:-1] + 1)
+            targets.append(history[1:] + [seq[e["position"]]])
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
+                             return_offsets_mapping=True, return_tensors="np")
+        rows_positions, rows_targets = [], []
+        for row, (arrow_chars, row_targets) in enumerate(zip(arrows, targets)):
+            n_real = int(enc["attention_mask"][row].sum())
+            spans = enc["offset_mapping"][row][: n_real - 1]  # real tokens without the EOS
+            token = np.searchsorted(spans[:, 1], arrow_chars, side="right")  # first token ending after the arrow
+            inside = (token < len(spans)) & (spans[np.minimum(token, len(spans) - 1), 0] <= arrow_chars)
+            # a multi-token arrow: read the last token that still covers it
+            token = np.array([t + _covering_run(spans, t, c) for t, c in zip(token, arrow_chars)], dtype=int)
+            positions = token[inside].tolist() + [n_real - 1]  # every kept boundary, then the EOS
+            kept_targets = [t for t, keep in zip(row_targets[:-1], inside) if keep] + [row_targets[-1]]
+            rows_positions.append(positions)
+            rows_targets.append(kept_targets)
+        extra = [i for e, t in zip(examples, targets) for i in
+                 sample_negatives(self.n_items, t[-1], self.num_negatives, self.seed, e["index"]).tolist()]
+        item_rows = list(dict.fromkeys([t for ts in rows_targets for t in ts] + extra))
+        column = {item: c for c, item in enumerate(item_rows)}
+        width = max(len(p) for p in rows_positions)
+        positions = torch.full((len(examples), width), -1, dtype=torch.long)
+        labels = torch.zeros(len(examples), width, len(item_rows))
+        for row, (pos, tgt) in enumerate(zip(rows_positions, rows_targets)):
+            positions[row, : len(pos)] = torch.tensor(pos)
+            # The user's own items are no negatives for any of its prefixes (a basket's other items would be
+            # false negatives): -1 marks them ignored, then each prefix gets its one positive.
+            labels[row, :, torch.tensor([column[t] for t in set(tgt)])] = -1.0
+            labels[row, torch.arange(len(tgt)), torch.tensor([column[t] for t in tgt])] = 1.0
+        items = self._encode([format_item(self.item_texts[i]) for i in item_rows])
+        extras = {}
+        if self.logq_correction:
+            n_targets = sum(len(t) for t in rows_targets)
+            # expected draws of each candidate: as a target of this batch's prefixes, or as a uniform negative
+            expected = n_targets * self.target_share[item_rows] + len(extra) / self.n_items
+            extras["rec_log_q"] = torch.as_tensor(np.log(expected), dtype=torch.float32)
+        return {
+            **extras,
+            "user_input_ids": torch.as_tensor(enc["input_ids"]),
+            "user_attention_mask": torch.as_tensor(enc["attention_mask"]),
+            "user_positions": positions,
+            "item_input_ids": items["input_ids"],
+            "item_attention_mask": items["attention_mask"],
+            "rec_labels": labels,
+        }
+
+    def rec_batch(self, examples: list[dict]) -> dict:
+        users = self._encode([self.history_text(e["user_row"], e["position"]) for e in examples])
+        targets = [self.sequences[e["user_row"]][e["position"]] for e in examples]
+        negatives = [
+            sample_negatives(self.n_items, t, self.num_negatives, self.seed, e["index"]).tolist()
+            for t, e in zip(targets, examples)
+        ]
+        if self.negatives == "per_user":
+            item_rows = [i for t, negs in zip(targets, negatives) for i in [t] + negs]
+            labels = torch.zeros(len(examples), 1 + self.num_negatives)
+            labels[:, 0] = 1.0
+        else:
+            item_rows = list(dict.fromkeys(targets + [i for negs in negatives for i in negs]))
+            column = {item: c for c, item in enumerate(item_rows)}
+            labels = torch.zeros(len(examples), len(item_rows))
+            labels[torch.arange(len(examples)), torch.tensor([column[t] for t in targets])] = 1.0
+        items = self._encode([format_item(self.item_texts[i]) for i in item_rows])
+        return {
+            "user_input_ids": users["input_ids"],
+            "user_attention_mask": users["attention_mask"],
+            "item_input_ids": items["input_ids"],
+            "item_attention_mask": items["attention_mask"],
+            "rec_labels": labels,
+        }

@@ -1,0 +1,129 @@
+"""End-to-end jobs behind the CLI: train from a config, evaluate a checkpoint. Library code: logs, never prints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Dataset, interleave_datasets
+from transformers import AutoTokenizer
+
+from .configuration_lmrec import LMRecConfig
+from .data import RecData, find_online_retail, lm_texts, load_data, split_users
+from .evaluation import evaluate_model, evaluate_popularity
+from .modeling_lmrec import LMRecForJointModeling
+from .text import train_tokenizer
+from .trainer import LMRecTrainer
+from .training_args import LMRecTrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="7m", metadata={"help": "Table 9 size: 1.7m, 7m, 20m, 64m, 125m, 210m."})
+    vocab_size: int = field(default=8192, metadata={"help": "Tokenizer vocabulary to train (the paper: 50258)."})
+    n_positions: int | None = field(default=None, metadata={"help": "Positions; None means max_length."})
+    dropout: float | None = field(default=None, metadata={"help": "Sets resid, embd and attn dropout."})
+    init_from: str | None = field(
+        default=None, metadata={"help": "Start from this checkpoint (model + tokenizer), e.g. SelfPretrain's LM stage."}
+    )
+    tokenizer_texts: int = field(default=20000, metadata={"help": "Histories sampled to train the tokenizer."})
+
+
+@dataclass
+class DataArguments:
+    data: str = field(default="", metadata={"help": "Data folder or file (see `lmrec-hf prepare --help`); "
+                                                     "'online-retail' finds the Online Retail table."})
+    data_format: str = field(default="auto", metadata={"help": "auto, prepared, unisrec, online-retail, interactions."})
+    protocol: str = field(default="leave_one_out", metadata={"help": "leave_one_out or user_split (80/10/10)."})
+    agnostic: list[str] = field(default_factory=list, metadata={"help": "Task-agnostic corpora for the LM stream."})
+    task_lm_ratio: float = field(default=1.0, metadata={"help": "Share of the LM stream from the task itself."})
+    eval_split: str = field(default="test", metadata={"help": "Split scored after training (valid or test)."})
+    eval_max_users: int | None = field(default=None, metadata={"help": "Score a seeded sample of users (None: all)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where processed data is cached."})
+    download_data: bool = field(default=True, metadata={"help": "data: online-retail downloads the UCI file "
+                                                                "when it is found nowhere locally."})
+
+
+def build_lm_stream(data: RecData, agnostic: list[RecData], task_ratio: float, seed: int) -> Dataset:
+    """The LM stream: task histories interleaved with task-agnostic histories, `task_ratio` from the task."""
+    task = lm_texts(data, "train")
+    if not agnostic or task_ratio >= 1.0:
+        return task
+    if not 0.0 <= task_ratio <= 1.0:
+        raise ValueError(f"task_lm_ratio must be in [0, 1], got {task_ratio}.")
+    others = [lm_texts(corpus, "train") for corpus in agnostic]
+    sources = ([task] if task_ratio > 0 else []) + others
+    share = (1.0 - task_ratio) / len(others)
+    probabilities = ([task_ratio] if task_ratio > 0 else []) + [share] * len(others)
+    return interleave_datasets(sources, probabilities=probabilities, seed=seed, stopping_strategy="first_exhausted")
+
+
+def _load_task(data_args: DataArguments, seed: int) -> RecData:
+    if not data_args.data:
+        raise ValueError("No data given: set `data` in the config or pass --data PATH.")
+    path = data_args.data
+    if path == "online-retail" and not Path(path).exists():
+        # $LMREC_DATA_DIR, ../shared/data/online-retail, the download cache, else download
+        path = str(find_online_retail(download=data_args.download_data))
+        data_args.data = path
+    data = load_data(path, data_args.data_format, cache_dir=data_args.cache_dir)
+    if data_args.protocol == "user_split" and data.protocol != "user_split":
+        data = split_users(data, seed=seed)
+    elif data_args.protocol not in ("leave_one_out", "user_split"):
+        raise ValueError(f"protocol must be leave_one_out or user_split, got {data_args.protocol!r}.")
+    return data
+
+
+def train_from_args(model_args: ModelArguments, data_args: DataArguments, args: LMRecTrainingArguments) -> dict:
+    """Prepares data, trains the tokenizer and model, saves a self-contained checkpoint, evaluates. Returns metrics."""
+    start = time.time()
+    torch.manual_seed(args.seed)
+    data = _load_task(data_args, args.seed)
+    agnostic = [load_data(path, "auto", cache_dir=data_args.cache_dir) for path in data_args.agnostic]
+    lm_stream = build_lm_stream(data, agnostic, data_args.task_lm_ratio, args.seed)
+
+    if model_args.init_from:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.init_from)
+        model = LMRecForJointModeling.from_pretrained(model_args.init_from)
+    else:
+        sample = lm_stream.shuffle(seed=args.seed).select(range(min(model_args.tokenizer_texts, len(lm_stream))))
+        tokenizer = train_tokenizer(sample["text"][:] + data.item_texts, vocab_size=model_args.vocab_size,
+                                    model_max_length=args.max_length)
+        overrides = {"vocab_size": len(tokenizer), "n_positions": model_args.n_positions or args.max_length,
+                     "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+        if args.rec_loss_weight is not None:  # the checkpoint records the λ it was trained with
+            overrides["rec_loss_weight"] = args.rec_loss_weight
+        if model_args.dropout is not None:
+            overrides.update(resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout,
+                             attn_pdrop=model_args.dropout)
+        model = LMRecForJointModeling(LMRecConfig.from_preset(model_args.preset, **overrides))
+    logger.info("Model: %s, %.2fM parameters", model_args.preset, model.num_parameters() / 1e6)
+
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, data, lm_texts=lm_stream)
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    train_time = time.time() - start
+
+    model_dir = Path(args.output_dir) / "model"
+    trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
+    result = {"data": {"name": data.name, "path": data_args.data, **data.stats()}, "mode": args.mode,
+              "preset": model_args.preset, "train_time_s": round(train_time, 1),
+              "steps": trainer.state.global_step, "world_size": args.world_size}
+    if not trainer.is_world_process_zero():
+        return result
+    tokenizer.save_pretrained(str(model_dir))
+    if data_args.eval_split and args.mode != "lm_only":
+        result["lmrec"] = evaluate_model(model, tokenizer, data, data_args.eval_split,
+                                         max_length=args.max_length, max_history_items=args.max_history_items,
+                                         max_users=data_args.eval_max_users, seed=args.seed)
+        result["popularity"] = evaluate_popularity(data, data_args.eval_split)
+        result["split"] = data_args.eval_split
+        result["protocol"] = "full ranking, ties against the model, history items not masked"
+    result["wall_time_s"] = round(time.time() - start, 1)
+    (Path(args.output_dir) / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result

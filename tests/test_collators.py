@@ -1,0 +1,141 @@
+"""Sampler and collator invariants."""
+
+import numpy as np
+import pytest
+import torch
+
+from lmrec_hf import format_history, format_item
+from lmrec_hf.collators import JointBatchSampler, JointDataset, LMRecCollator, sample_negatives
+from lmrec_hf.data import lm_texts, train_pairs
+
+from .test_data import write_unisrec
+
+
+@pytest.fixture
+def toy(tmp_path):
+    from lmrec_hf.data import load_unisrec
+
+    return load_unisrec(write_unisrec(tmp_path / "toy"))
+
+
+def test_negatives_never_the_positive_and_uniform():
+    draws = np.concatenate([sample_negatives(10, 3, 50, seed=1, example_index=i) for i in range(400)])
+    assert 3 not in draws
+    counts = np.bincount(draws, minlength=10)
+    assert set(np.nonzero(counts)[0]) == {0, 1, 2, 4, 5, 6, 7, 8, 9}
+    assert counts.max() / counts[counts > 0].min() < 1.2  # 20,000 draws over 9 items
+
+
+def test_negatives_are_seeded_per_example():
+    a = sample_negatives(100, 5, 8, seed=7, example_index=3)
+    assert np.array_equal(a, sample_negatives(100, 5, 8, seed=7, example_index=3))
+    assert not np.array_equal(a, sample_negatives(100, 5, 8, seed=7, example_index=4))
+    assert not np.array_equal(a, sample_negatives(100, 5, 8, seed=8, example_index=3))
+
+
+def test_negatives_need_two_items():
+    with pytest.raises(ValueError, match="at least 2 items in the catalog, got 1"):
+        sample_negatives(1, 0, 3, seed=0, example_index=0)
+
+
+def test_batch_sampler_covers_each_rec_pair_once_per_epoch():
+    sampler = JointBatchSampler(n_rec=10, n_lm=3, rec_batch_size=4, lm_batch_size=2, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 3
+    rec = [i for b in batches for kind, i in b if kind == "rec"]
+    lm = [i for b in batches for kind, i in b if kind == "lm"]
+    assert sorted(rec) == list(range(10))
+    assert len(lm) == 6 and set(lm) == {0, 1, 2}  # the LM stream cycles
+    assert all(sum(kind == "lm" for kind, _ in b) == 2 for b in batches)
+
+
+def test_batch_sampler_is_deterministic_per_epoch():
+    a = JointBatchSampler(10, 5, 4, 2, seed=0)
+    b = JointBatchSampler(10, 5, 4, 2, seed=0)
+    assert list(a) == list(b)
+    b.set_epoch(1)
+    assert list(a) != list(b)
+
+
+def test_batch_sampler_lm_only_and_errors():
+    assert len(JointBatchSampler(0, 9, 4, 4, seed=0)) == 3
+    with pytest.raises(ValueError, match="both the rec pairs and the LM texts are empty"):
+        JointBatchSampler(0, 0, 4, 4)
+    with pytest.raises(ValueError, match="rec_batch_size=0 for 5 rec pairs"):
+        JointBatchSampler(5, 0, 0, 4)
+
+
+def _examples(dataset, keys):
+    return [dataset[k] for k in keys]
+
+
+def test_rec_batch_per_user_layout(toy, tokenizer):
+    pairs = train_pairs(toy)
+    dataset = JointDataset(pairs, lm_texts(toy))
+    collator = LMRecCollator(tokenizer, toy, num_negatives=3, negatives="per_user", seed=0)
+    batch = collator(_examples(dataset, [("rec", 0), ("rec", 4), ("lm", 1)]))
+    assert batch["user_input_ids"].shape[0] == 2 and batch["item_input_ids"].shape[0] == 2 * 4
+    assert torch.equal(batch["rec_labels"], torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0]]))
+    # user row 1 at position 2: history = items 6, 7; target item 0
+    expected_history = tokenizer(format_history([toy.item_texts[6], toy.item_texts[7]])).input_ids
+    row = batch["user_input_ids"][1][batch["user_attention_mask"][1].bool()].tolist()
+    assert row == expected_history and row[-1] == tokenizer.eos_token_id
+    target = batch["item_input_ids"][4][batch["item_attention_mask"][4].bool()].tolist()
+    assert target == tokenizer(format_item(toy.item_texts[0])).input_ids
+    assert batch["input_ids"].shape[0] == 1 and (batch["labels"][batch["attention_mask"] == 0] == -100).all()
+
+
+def test_rec_batch_shared_layout(toy, tokenizer):
+    dataset = JointDataset(train_pairs(toy), None)
+    collator = LMRecCollator(tokenizer, toy, num_negatives=2, negatives="shared", seed=0)
+    batch = collator(_examples(dataset, [("rec", i) for i in range(5)]))
+    labels = batch["rec_labels"]
+    assert labels.shape == (5, batch["item_input_ids"].shape[0])
+    assert torch.equal(labels.sum(1), torch.ones(5))
+    assert batch["item_input_ids"].shape[0] <= 5 + 5 * 2  # each distinct item encoded once
+    assert "input_ids" not in batch
+
+
+def test_history_is_capped_to_recent_items(toy, tokenizer):
+    collator = LMRecCollator(tokenizer, toy, max_history_items=2)
+    assert collator.history_text(0, 4) == format_history([toy.item_texts[2], toy.item_texts[3]])
+
+
+def test_collator_bad_arguments(toy, tokenizer):
+    with pytest.raises(ValueError, match=r"negatives must be one of \('per_user', 'shared'\), got 'all'"):
+        LMRecCollator(tokenizer, toy, negatives="all")
+    with pytest.raises(ValueError, match="num_negatives must be >= 0, got -1"):
+        LMRecCollator(tokenizer, toy, num_negatives=-1)
+
+
+def test_prefix_batch_reads_every_boundary(toy, tokenizer):
+    dataset = JointDataset(train_pairs(toy), None)
+    collator = LMRecCollator(tokenizer, toy, num_negatives=1, prefix_pairs=True, lm_on_users=True, seed=0)
+    batch = collator(_examples(dataset, [("rec", 1), ("rec", 4)]))
+    # example 1: user 0 at position 2 -> history items 0, 1; example 4: user 1 at position 2 -> items 6, 7
+    positions = batch["user_positions"]
+    assert positions.shape == (2, 2)
+    for row in range(2):
+        ids = batch["user_input_ids"][row]
+        assert tokenizer.decode(ids[positions[row, 0]]).strip() == "→"
+        assert ids[positions[row, 1]] == tokenizer.eos_token_id
+    labels = batch["rec_labels"]
+    assert torch.equal((labels == 1).sum(-1), torch.ones(2, 2, dtype=torch.long))
+    seqs = toy.sequences
+    item_texts = tokenizer.batch_decode(batch["item_input_ids"], skip_special_tokens=True)
+    positive = [[item_texts[c] for c in labels[r].argmax(-1).tolist()] for r in range(2)]
+    assert positive[0] == [toy.item_texts[seqs[0][1]], toy.item_texts[seqs[0][2]]]
+    assert positive[1] == [toy.item_texts[seqs[1][1]], toy.item_texts[seqs[1][2]]]
+    # the user's own items are ignored (-1), not negatives, except where they are the positive
+    own = {toy.item_texts[i] for i in seqs[0][1:3]}
+    for column, text in enumerate(item_texts):
+        if text in own:
+            assert set(labels[0, :, column].tolist()) <= {1.0, -1.0}
+    assert torch.equal(batch["user_labels"][batch["user_attention_mask"] == 1],
+                       batch["user_input_ids"][batch["user_attention_mask"] == 1])
+
+
+def test_eval_examples_use_the_eos_feature(toy, tokenizer):
+    collator = LMRecCollator(tokenizer, toy, num_negatives=2, prefix_pairs=True, seed=0)
+    batch = collator([{"kind": "rec_eval", "index": 0, "user_row": 0, "position": 4}])
+    assert "user_positions" not in batch and batch["rec_labels"].shape == (1, 3)

@@ -1,0 +1,155 @@
+"""LMRecTrainer: modes, λ schedule, logging, resume, arguments."""
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from lmrec_hf import LMRecConfig, LMRecForJointModeling
+from lmrec_hf.data import lm_texts, load_unisrec
+from lmrec_hf.trainer import LMRecTrainer, rec_loss_weight_at
+from lmrec_hf.training_args import LMRecTrainingArguments
+
+from .test_data import write_unisrec
+
+
+@pytest.fixture
+def toy(tmp_path):
+    return load_unisrec(write_unisrec(tmp_path / "toy"))
+
+
+def _model(tokenizer, seed=0):
+    torch.manual_seed(seed)
+    config = LMRecConfig.from_preset("1.7m", vocab_size=len(tokenizer), n_positions=64,
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return LMRecForJointModeling(config)
+
+
+def _args(tmp_path, **overrides):
+    defaults = dict(output_dir=str(tmp_path / "out"), max_steps=2, lm_batch_size=2, rec_batch_size=2,
+                    num_negatives=2, max_length=64, logging_steps=1, save_strategy="no", eval_strategy="no",
+                    use_cpu=True, disable_tqdm=True, learning_rate=1e-3, seed=3)
+    defaults.update(overrides)
+    return LMRecTrainingArguments(**defaults)
+
+
+def test_paper_recipe_defaults(tmp_path):
+    args = _args(tmp_path)
+    assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (0.9, 0.98, 1e-6)
+    assert args.warmup_steps == 0.01 and args.max_grad_norm == 0.1
+    assert args.lr_scheduler_type == "cosine_with_min_lr" and args.lr_scheduler_kwargs == {"min_lr_rate": 0.1}
+    assert args.mode == "joint" and args.negatives == "per_user" and args.early_stopping_patience_steps == 100
+
+
+@pytest.mark.parametrize("mode", ["joint", "rec_only", "lm_only"])
+@pytest.mark.parametrize("negatives", ["per_user", "shared"])
+def test_two_steps_in_each_mode(toy, tokenizer, tmp_path, mode, negatives):
+    model = _model(tokenizer)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode=mode, negatives=negatives), tokenizer, toy,
+                                     lm_texts=lm_texts(toy), eval_split=None)
+    trainer.train()
+    assert trainer.state.global_step == 2
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 2
+    assert ("lm_loss" in logs[0]) == (mode != "rec_only")
+    assert ("rec_loss" in logs[0]) == (mode != "lm_only")
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert ("user_projection.weight" in changed) == (mode != "lm_only")
+
+
+def test_softmax_loss_option(toy, tokenizer, tmp_path):
+    model = _model(tokenizer)
+    trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode="rec_only", negatives="shared",
+                                                  rec_loss_type="softmax"), tokenizer, toy, eval_split=None)
+    trainer.train()
+    assert model.config.rec_loss_type == "softmax"
+    assert math.isfinite(trainer.state.log_history[0]["rec_loss"])
+
+
+def test_joint_loss_uses_scheduled_lambda(toy, tokenizer, tmp_path):
+    model = _model(tokenizer)
+    trainer = LMRecTrainer.from_data(model, _args(tmp_path, max_steps=4, rec_loss_weight=0.5), tokenizer, toy,
+                                     lm_texts=lm_texts(toy), eval_split=None)
+    trainer.train()
+    logged = [h["rec_loss_weight"] for h in trainer.state.log_history if "rec_loss_weight" in h]
+    assert logged == pytest.approx([rec_loss_weight_at(s, 4, 0.5) for s in range(4)])
+    for h in trainer.state.log_history:
+        if "loss" in h:
+            assert h["loss"] == pytest.approx(h["lm_loss"] + h["rec_loss_weight"] * h["rec_loss"], rel=1e-4)
+
+
+def test_lambda_schedule_values():
+    assert rec_loss_weight_at(0, 100, 0.01) == pytest.approx(0.01)
+    assert rec_loss_weight_at(50, 100, 0.01) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
+    assert rec_loss_weight_at(100, 100, 0.01) == pytest.approx(0.001)
+    assert rec_loss_weight_at(150, 100, 0.01) == pytest.approx(0.001)
+    assert rec_loss_weight_at(30, 100, 0.01, schedule="constant") == 0.01
+    assert rec_loss_weight_at(100, 100, 1.0, min_ratio=0.0) == pytest.approx(0.0)
+
+
+def test_resume_is_exact(toy, tokenizer, tmp_path):
+    common = dict(max_steps=4, save_strategy="steps", save_steps=2)
+
+    def run(output, resume=None, stop_after=None):
+        # A resumed run starts from other random weights, so only the checkpoint can make it match.
+        model = _model(tokenizer, seed=1 if resume else 0)
+        args = _args(tmp_path, output_dir=str(tmp_path / output), **common)
+        trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, lm_texts=lm_texts(toy), eval_split=None)
+        if stop_after:
+            trainer.add_callback(_StopAt(stop_after))
+        trainer.train(resume_from_checkpoint=resume)
+        return model
+
+    straight = run("straight")
+    run("interrupted", stop_after=2)
+    resumed = run("interrupted", resume=str(tmp_path / "interrupted" / "checkpoint-2"))
+    for name, tensor in straight.state_dict().items():
+        assert torch.allclose(tensor, resumed.state_dict()[name], atol=1e-6), name
+    saved = load_file(str(tmp_path / "straight" / "checkpoint-4" / "model.safetensors"))
+    assert "transformer.wte.weight" in saved
+
+
+class _StopAt(TrainerCallback):
+    """Stops training after `step` steps, as an interruption would (the checkpoint at that step is kept)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
+
+
+def test_early_stopping_on_rec_validation_loss(toy, tokenizer, tmp_path):
+    model = _model(tokenizer)
+    args = _args(tmp_path, max_steps=40, eval_strategy="steps", eval_steps=1, save_strategy="steps", save_steps=1,
+                 load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+                 early_stopping_patience_steps=2, learning_rate=0.5, save_total_limit=2)
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, lm_texts=lm_texts(toy))
+    trainer.train()
+    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+    assert evals and trainer.state.global_step < 40  # a learning rate of 0.5 diverges, so patience runs out
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("mode", "both", r"`mode` must be one of \('joint', 'rec_only', 'lm_only'\), got 'both'"),
+    ("negatives", "all", r"`negatives` must be one of \('per_user', 'shared'\), got 'all'"),
+    ("rec_loss_type", "hinge", r"`rec_loss_type` must be one of \('bce', 'softmax'\), got 'hinge'"),
+    ("rec_loss_weight_schedule", "linear", r"`rec_loss_weight_schedule` must be one of"),
+    ("rec_batch_size", 0, r"`rec_batch_size` must be positive, got 0"),
+    ("num_negatives", -1, r"must be >= 0, got -1"),
+    ("rec_loss_weight", -1.0, r"`rec_loss_weight` \(λ\) must be >= 0, got -1.0"),
+    ("rec_loss_weight_min_ratio", 2.0, r"must be in \[0, 1\], got 2.0"),
+])
+def test_bad_arguments(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        _args(tmp_path, **{field: value})
+
+
+def test_lm_mode_needs_lm_texts(toy, tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="mode='joint' trains the LM loss, so it needs `lm_texts`"):
+        LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path), tokenizer, toy, eval_split=None)
