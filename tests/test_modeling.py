@@ -281,3 +281,16 @@ def test_prefix_labels_shape_mismatch(model, batch, items):
 def test_user_extras_without_users(model, batch):
     with pytest.raises(ValueError, match="got `user_labels` without `user_input_ids`"):
         model(**batch, user_labels=batch["labels"])
+
+
+def test_log_q_correction_changes_the_loss_only(model, batch, items):
+    labels = torch.zeros(5, 8)
+    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
+    rec = dict(user_input_ids=batch["input_ids"], user_attention_mask=batch["attention_mask"],
+               item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"], rec_labels=labels)
+    log_q = torch.log(torch.tensor([8.0, 1, 1, 1, 1, 1, 1, 0.5]))
+    plain = model(**rec)
+    corrected = model(**rec, rec_log_q=log_q)
+    assert torch.allclose(plain.rec_logits, corrected.rec_logits)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(plain.rec_logits - log_q, labels)
+    assert torch.allclose(corrected.rec_loss, expected, atol=1e-6)
