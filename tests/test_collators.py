@@ -139,3 +139,20 @@ def test_eval_examples_use_the_eos_feature(toy, tokenizer):
     collator = LMRecCollator(tokenizer, toy, num_negatives=2, prefix_pairs=True, seed=0)
     batch = collator([{"kind": "rec_eval", "index": 0, "user_row": 0, "position": 4}])
     assert "user_positions" not in batch and batch["rec_labels"].shape == (1, 3)
+
+
+def test_prefix_positions_with_untidy_item_texts(tokenizer):
+    """Arrow offsets are computed on the formatted text, so double spaces inside items cannot shift them."""
+    from datasets import Dataset
+
+    from lmrec_hf.data import RecData
+
+    texts = ["red  ceramic   mug.", "blue\nmug.", "green plate."]
+    data = RecData("untidy", Dataset.from_dict({"user_id": ["u"], "item_ids": [[0, 1, 2]],
+                                                "item_texts": [texts]}),
+                   Dataset.from_dict({"item_id": ["a", "b", "c"], "text": texts}))
+    collator = LMRecCollator(tokenizer, data, num_negatives=0, prefix_pairs=True, seed=0)
+    batch = collator([{"kind": "rec", "index": 0, "user_row": 0, "position": 2}])
+    ids = batch["user_input_ids"][0]
+    assert tokenizer.decode(ids[batch["user_positions"][0, 0]]).strip() == "→"
+    assert ids[batch["user_positions"][0, 1]] == tokenizer.eos_token_id

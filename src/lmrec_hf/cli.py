@@ -224,7 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    start = 1 if argv[:1] in (["-v"], ["--verbose"]) else 0
+    if argv[start:start + 1] == ["train"] and not {"-h", "--help"} & set(argv):
+        # `train [CONFIG] [--key value ...]`: everything after the config is an override, which argparse's
+        # positional-then-remainder handling cannot express when the config is left out.
+        rest = argv[start + 1:]
+        config = rest.pop(0) if rest and not rest[0].startswith("--") else None
+        args = argparse.Namespace(command="train", func=_train, config=config, overrides=rest,
+                                  verbose=start == 1)
+    else:
+        args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command is None:

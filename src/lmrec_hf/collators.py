@@ -10,7 +10,7 @@ from datasets import Dataset
 from torch.utils.data import Sampler
 
 from .data import RecData
-from .formatting_lmrec import format_history, format_item
+from .formatting_lmrec import clean_item_text, format_history, format_item
 
 NEGATIVE_LAYOUTS = ("per_user", "shared")
 
@@ -185,9 +185,9 @@ class LMRecCollator:
         for e in examples:
             seq = self.sequences[e["user_row"]]
             history = seq[max(0, e["position"] - self.max_history_items):e["position"]]
-            pieces = [self.item_texts[i] for i in history]
+            pieces = [clean_item_text(self.item_texts[i]) for i in history]
             texts.append(format_history(pieces))
-            # character index of the arrow after item k, for k = 0 .. n-2 (texts are already clean)
+            # character index of the arrow after item k, for k = 0 .. n-2, in the formatted (clean) text
             ends = np.cumsum([len(p) for p in pieces]) + 3 * np.arange(len(pieces))
             arrows.append(ends[:-1] + 1)
             targets.append(history[1:] + [seq[e["position"]]])

@@ -231,6 +231,7 @@ def _build(name, sequences: dict, item_keys: list, texts: list[str], missing_tex
            info: dict | None = None) -> RecData:
     if missing_text not in ("drop", "error"):
         raise ValueError(f"missing_text must be 'drop' or 'error', got {missing_text!r}.")
+    texts = [clean_item_text(t) for t in texts]  # every loader's texts end up in the exact training format
     textless = {i for i, t in enumerate(texts) if not t}
     info = dict(info or {})
     if textless:
@@ -683,6 +684,8 @@ def find_online_retail(data_dir: str | os.PathLike | None = None, download: bool
 # One entry point with format detection and a prepared-folder cache
 
 FORMATS = ("auto", "prepared", "unisrec", "online-retail", "interactions", "agnostic")
+# Part of the cache key: bump it when processing changes, so stale prepared folders are not reused.
+PREPARED_FORMAT_VERSION = 2
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -714,7 +717,8 @@ def _cache_key(path: Path, fmt: str, options: dict) -> str:
     import hashlib
 
     files = sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
-    digest = hashlib.sha1(json.dumps([str(path.resolve()), fmt, options], sort_keys=True).encode())
+    key = [PREPARED_FORMAT_VERSION, str(path.resolve()), fmt, options]
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode())
     for file in files:
         stat = file.stat()
         digest.update(f"{file.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
