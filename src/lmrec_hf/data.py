@@ -245,9 +245,9 @@ def _build(name, sequences: dict, item_keys: list, texts: list[str], missing_tex
         logger.warning("%s: dropped %d items without text and their %d interactions", name, len(textless), dropped)
         info.update(items_without_text=len(textless), interactions_dropped_for_missing_text=dropped)
 
-    kept = [i for i in range(len(texts)) if i not in textless]
+    # Dropping items renumbers the catalog to the items with text that some user still has.
     used = sorted({i for seq in sequences.values() for i in seq if i not in textless})
-    remap = {old: new for new, old in enumerate(i for i in kept if i in set(used))} if textless else None
+    remap = {old: new for new, old in enumerate(used)} if textless else None
     user_ids, item_ids = [], []
     for user, seq in sequences.items():
         if remap is not None:
@@ -256,9 +256,8 @@ def _build(name, sequences: dict, item_keys: list, texts: list[str], missing_tex
             user_ids.append(str(user))
             item_ids.append(seq)
     if remap is not None:
-        order = sorted(remap, key=remap.get)
-        item_keys = [item_keys[i] for i in order]
-        texts = [texts[i] for i in order]
+        item_keys = [item_keys[i] for i in used]
+        texts = [texts[i] for i in used]
     if not user_ids:
         raise ValueError(
             f"{name}: no user is left after filtering (source {source}); every user needs at least {min_length} "

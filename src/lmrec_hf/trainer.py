@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from transformers import EarlyStoppingCallback, Trainer
 
 from .collators import JointBatchSampler, JointDataset, LMRecCollator
-from .data import RecData, eval_pairs
+from .data import RecData, eval_pairs, train_pairs
 from .training_args import LMRecTrainingArguments
 
 
@@ -53,8 +53,6 @@ class LMRecTrainer(Trainer):
     def from_data(cls, model, args: LMRecTrainingArguments, tokenizer, data: RecData, lm_texts: Dataset | None = None,
                   rec_pairs: Dataset | None = None, eval_split: str | None = "valid", callbacks=None) -> "LMRecTrainer":
         """Builds the datasets, the collator and early stopping from a `RecData` and the arguments."""
-        from .data import train_pairs
-
         use_rec = args.mode != "lm_only"
         use_lm = args.mode != "rec_only" and args.lm_batch_size > 0
         collator = LMRecCollator(tokenizer, data, max_length=args.max_length, max_history_items=args.max_history_items,
