@@ -156,3 +156,13 @@ def test_prefix_positions_with_untidy_item_texts(tokenizer):
     ids = batch["user_input_ids"][0]
     assert tokenizer.decode(ids[batch["user_positions"][0, 0]]).strip() == "→"
     assert ids[batch["user_positions"][0, 1]] == tokenizer.eos_token_id
+
+
+def test_logq_counts_training_targets_only(toy, tokenizer):
+    collator = LMRecCollator(tokenizer, toy, prefix_pairs=True, logq_correction=True)
+    # training parts [0,1,2,3], [6,7,0], [3]: targets 1, 2, 3, 7, 0; items 4 and 5 are only valid/test targets
+    expected = np.zeros(8)
+    expected[[0, 1, 2, 3, 7]] = 1 / 5
+    assert np.allclose(collator.target_share, expected)
+    batch = collator([{"kind": "rec", "index": 0, "user_row": 0, "position": 3}])
+    assert batch["rec_log_q"].shape == (batch["item_input_ids"].shape[0],)

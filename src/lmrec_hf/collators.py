@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 from torch.utils.data import Sampler
 
-from .data import RecData
+from .data import RecData, split_sequences
 from .formatting_lmrec import clean_item_text, format_history, format_item
 
 NEGATIVE_LAYOUTS = ("per_user", "shared")
@@ -149,9 +149,10 @@ class LMRecCollator:
         self.lm_on_users = lm_on_users
         self.logq_correction = logq_correction
         if logq_correction:
-            # How often each item is a training target: in-batch candidates are drawn in that proportion.
+            # How often each item is a training target (never counting valid or test items): in-batch
+            # candidates are drawn in that proportion.
             counts = np.zeros(self.n_items)
-            for seq in self.sequences:
+            for _, seq in split_sequences(data, "train"):
                 np.add.at(counts, seq[1:], 1)
             self.target_share = counts / counts.sum()
 

@@ -548,7 +548,7 @@ def split_users(data: RecData, seed: int = 42, fractions: tuple[float, float, fl
                    info={**data.info, "split_seed": seed, "split_fractions": list(fractions)})
 
 
-def _user_sequences(data: RecData, split: str) -> list[tuple[int, list[int]]]:
+def split_sequences(data: RecData, split: str) -> list[tuple[int, list[int]]]:
     """(user row, the part of its sequence visible for `split`) pairs."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
@@ -568,7 +568,7 @@ def train_pairs(data: RecData, min_history: int = 1, stride: int | None = None) 
     history of up to `stride` items already trains all the positions inside it.
     """
     rows, positions = [], []
-    for row, seq in _user_sequences(data, "train"):
+    for row, seq in split_sequences(data, "train"):
         cuts = range(min_history, len(seq)) if stride is None else sorted(range(len(seq) - 1, min_history - 1, -stride))
         for position in cuts:
             rows.append(row)
@@ -584,7 +584,7 @@ def eval_pairs(data: RecData, split: str) -> Dataset:
     if split == "train":
         raise ValueError("eval_pairs evaluates 'valid' or 'test'; use train_pairs for training.")
     rows, positions = [], []
-    for row, seq in _user_sequences(data, split):
+    for row, seq in split_sequences(data, split):
         if data.protocol == "leave_one_out":
             seq_len = len(seq)
             rows.append(row)
@@ -597,7 +597,7 @@ def eval_pairs(data: RecData, split: str) -> Dataset:
 
 def lm_texts(data: RecData, split: str = "train") -> Dataset:
     """The LM stream of one source: each user's formatted history as visible for training (a `text` column)."""
-    sequences = _user_sequences(data, split)
+    sequences = split_sequences(data, split)
     item_texts = data.item_texts
     texts = [format_history([item_texts[i] for i in seq]) for _, seq in sequences if seq]
     return Dataset.from_dict({"text": texts})

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import RecData, _user_sequences, eval_pairs
+from .data import RecData, eval_pairs, split_sequences
 from .formatting_lmrec import format_history, format_item
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
 def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS) -> dict[str, float]:
     """The popularity baseline on the same split: items ranked by how often they occur in the training part."""
     counts = np.zeros(len(data.items), dtype=np.float64)
-    for _, seq in _user_sequences(data, "train"):
+    for _, seq in split_sequences(data, "train"):
         np.add.at(counts, seq, 1)
     pairs = eval_pairs(data, split)
     sequences = data.sequences
