@@ -59,3 +59,13 @@ def test_pipeline_vectors_reproduce_the_ranking(tmp_path, model, tokenizer):
     expected = evaluate_model(model, tokenizer, data, "test", ks=(1, 3, 8))
     assert metrics_from_ranks(ranks, ks=(1, 3, 8)) == pytest.approx({k: v for k, v in expected.items() if "@" in k})
     assert format_history(histories[0]).startswith(data.item_texts[0])
+
+
+def test_evaluation_caps_histories_at_the_models_positions(tmp_path, tokenizer):
+    from lmrec_hf import LMRecConfig, LMRecForJointModeling
+    from lmrec_hf.data import load_unisrec
+
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    config = LMRecConfig.from_preset("1.7m", vocab_size=len(tokenizer), n_positions=8)
+    result = evaluate_model(LMRecForJointModeling(config), tokenizer, data, "test", max_length=256)
+    assert result["users"] == 3

@@ -159,7 +159,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         "split": args.split,
         "protocol": "full ranking, ties against the model, history items not masked",
         "lmrec": evaluate_model(model, tokenizer, data, args.split, max_length=args.max_length,
-                                max_users=args.max_users, seed=args.seed),
+                                max_history_items=args.max_history_items, max_users=args.max_users,
+                                seed=args.seed),
         "popularity": evaluate_popularity(data, args.split),
     }
     result["wall_time_s"] = round(time.time() - start, 1)
@@ -214,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--format", default="auto")
     evaluate.add_argument("--split", default="test", choices=["valid", "test"])
     evaluate.add_argument("--max-users", type=int, default=None)
-    evaluate.add_argument("--max-length", type=int, default=256)
+    evaluate.add_argument("--max-length", type=int, default=256, help="tokens per history (capped at the "
+                                                                      "model's n_positions)")
+    evaluate.add_argument("--max-history-items", type=int, default=50)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the JSON record here")
     evaluate.add_argument("--cache-dir", default=None)

@@ -76,6 +76,7 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
     masked.
     """
     model.eval()
+    max_length = min(max_length, model.config.n_positions)  # a checkpoint trained on shorter inputs has no more
     pairs = eval_pairs(data, split)
     rows, positions = pairs["user_row"][:], pairs["position"][:]
     if max_users is not None and max_users < len(rows):
