@@ -108,3 +108,33 @@ def test_prepare_and_train_end_to_end(tmp_path, capsys):
 def test_prepare_reports_missing_input(tmp_path, capsys):
     assert main(["prepare", str(tmp_path / "nothing"), "--output", str(tmp_path / "o")]) == 1
     assert "Data path" in capsys.readouterr().err
+
+
+def test_evaluate_record_and_sampled_protocol(tmp_path, capsys, model, tokenizer):
+    import json
+
+    import numpy as np
+
+    from .test_data import write_unisrec
+
+    data = write_unisrec(tmp_path / "toy")
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    record = tmp_path / "full.json"
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--cache-dir", str(tmp_path / "c"),
+                 "--output", str(record), "--mask-history"]) == 0
+    full = json.loads(record.read_text())
+    assert full["mask_history"] is True and "history items masked" in full["protocol"]
+    assert set(full) >= {"model", "data", "split", "protocol", "seed", "lmrec", "popularity", "wall_time_s",
+                         "git_commit"}
+    assert {"recall@5", "ndcg@20", "mrr@50"} <= set(full["lmrec"])
+    negatives = tmp_path / "neg.npy"
+    np.save(negatives, np.array([[i for i in range(8) if i != t] for t in (5, 2, 5)]))
+    sampled = tmp_path / "sampled.json"
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--cache-dir", str(tmp_path / "c"),
+                 "--protocol", "sampled", "--negatives", str(negatives), "--output", str(sampled)]) == 0
+    assert "target among 7 sampled negatives" in json.loads(sampled.read_text())["protocol"]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--cache-dir", str(tmp_path / "c"),
+                 "--protocol", "sampled"]) == 1
+    assert "Cannot draw 100 negatives from a catalog of 8 items" in capsys.readouterr().err

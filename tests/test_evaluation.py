@@ -1,8 +1,10 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from lmrec_hf.evaluation import ALL_KS as ALL
 from lmrec_hf.evaluation import evaluate_model, evaluate_popularity, metrics_from_ranks, ranks_from_scores
 
 from .test_data import write_unisrec
@@ -69,3 +71,56 @@ def test_evaluation_caps_histories_at_the_models_positions(tmp_path, tokenizer):
     config = LMRecConfig.from_preset("1.7m", vocab_size=len(tokenizer), n_positions=8)
     result = evaluate_model(LMRecForJointModeling(config), tokenizer, data, "test", max_length=256)
     assert result["users"] == 3
+
+
+def test_mrr_by_hand():
+    m = metrics_from_ranks(torch.tensor([0, 1, 4, 30]), ks=(5, 50))
+    assert m["mrr@5"] == pytest.approx((1 + 1 / 2 + 1 / 5) / 4)
+    assert m["mrr@50"] == pytest.approx((1 + 1 / 2 + 1 / 5 + 1 / 31) / 4)
+
+
+def test_sampled_negatives_are_reproducible_and_exclude_the_target():
+    from lmrec_hf.evaluation import draw_sampled_negatives
+
+    targets = [0, 5, 9, 3] * 50
+    a = draw_sampled_negatives(10, targets, num_negatives=9, seed=1)
+    assert np.array_equal(a, draw_sampled_negatives(10, targets, num_negatives=9, seed=1))
+    assert not np.array_equal(a, draw_sampled_negatives(10, targets, num_negatives=9, seed=2))
+    for row, target in zip(a, targets):
+        assert target not in row and len(set(row.tolist())) == 9  # distinct, and all 9 others when K = n - 1
+    with pytest.raises(ValueError, match="Cannot draw 10 negatives from a catalog of 10 items"):
+        draw_sampled_negatives(10, targets, num_negatives=10)
+
+
+def test_rank_targets_with_masking_and_candidates():
+    from lmrec_hf.evaluation import rank_targets
+
+    scores = torch.tensor([[0.9, 0.8, 0.1, 0.5, 0.7]])
+    target = torch.tensor([3])
+    assert rank_targets(scores, target).tolist() == [3]
+    assert rank_targets(scores, target, histories=[[0, 1, 3]]).tolist() == [1]  # 0 and 1 masked, the target kept
+    assert rank_targets(scores, target, candidates=np.array([[2, 4]])).tolist() == [1]  # only item 4 above
+    assert rank_targets(scores, target, histories=[[4]], candidates=np.array([[2, 4]])).tolist() == [0]
+
+
+def test_protocols_on_a_toy_split(tmp_path, model, tokenizer):
+    from lmrec_hf.data import eval_pairs, load_unisrec
+    from lmrec_hf.evaluation import draw_sampled_negatives
+
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    full = evaluate_model(model, tokenizer, data, "test", ks=ALL)
+    assert set(full) >= {f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in ALL}
+    pairs = eval_pairs(data, "test")
+    targets = [data.sequences[r][p] for r, p in zip(pairs["user_row"][:], pairs["position"][:])]
+    everything_else = draw_sampled_negatives(8, targets, num_negatives=7, seed=0)
+    sampled = evaluate_model(model, tokenizer, data, "test", ks=ALL, protocol="sampled", negatives=everything_else)
+    assert {k: v for k, v in sampled.items() if "@" in k} == pytest.approx({k: v for k, v in full.items() if "@" in k})
+    assert np.array_equal(sampled["negatives"], everything_else)
+    with pytest.raises(ValueError, match="Cannot draw 100 negatives from a catalog of 8 items"):
+        evaluate_model(model, tokenizer, data, "test", protocol="sampled")
+    masked = evaluate_model(model, tokenizer, data, "test", ks=ALL, mask_history=True)
+    assert all(masked[f"recall@{k}"] >= full[f"recall@{k}"] for k in ALL)  # masking only removes competitors
+    popular = evaluate_popularity(data, "test", ks=ALL, protocol="sampled", negatives=everything_else)
+    assert popular["recall@5"] == pytest.approx(evaluate_popularity(data, "test", ks=ALL)["recall@5"])
+    with pytest.raises(ValueError, match=r"protocol must be one of \('full', 'sampled'\), got 'sampled100'"):
+        evaluate_popularity(data, "test", protocol="sampled100")

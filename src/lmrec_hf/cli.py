@@ -126,8 +126,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def print_result_table(result: dict) -> None:
     data = result["data"]
+    steps = f"{result['steps']} steps, " if "steps" in result else ""
     print(f"\n{data['name']}: {data['users']:,} users, {data['items']:,} items, {data['interactions']:,} interactions; "
-          f"{result.get('steps', '?')} steps, wall time {result['wall_time_s']:.0f} s")
+          f"{steps}wall time {result['wall_time_s']:.0f} s")
     if "lmrec" not in result:
         return
     print(f"{result.get('split', 'test')} split, {result.get('protocol', '')}, "
@@ -139,9 +140,21 @@ def print_result_table(result: dict) -> None:
         print(f"| {name} | " + " | ".join(f"{result[name][k]:.4f}" for k in keys) + " |")
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout.strip() or None
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import time
 
+    import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .data import load_data
@@ -153,21 +166,37 @@ def _evaluate(args: argparse.Namespace) -> int:
     data = load_data(args.data, args.format, cache_dir=args.cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     model = AutoModelForCausalLM.from_pretrained(args.model_dir)
+    negatives = np.load(args.negatives) if args.negatives else None
+    common = dict(ks=tuple(args.ks), protocol=args.protocol, mask_history=args.mask_history,
+                  max_users=args.max_users, seed=args.seed)
+    lmrec = evaluate_model(model, tokenizer, data, args.split, max_length=args.max_length,
+                           max_history_items=args.max_history_items, negatives=negatives, **common)
+    negatives = lmrec.pop("negatives", None)
+    popularity = evaluate_popularity(data, args.split, negatives=negatives, **common)
+    popularity.pop("negatives", None)
+    protocol = ("full ranking" if args.protocol == "full" else f"target among {negatives.shape[1]} sampled "
+                "negatives") + ", ties against the model, history items " + ("masked" if args.mask_history
+                                                                            else "not masked")
     result = {
         "model": str(args.model_dir),
         "data": {"name": data.name, "path": str(args.data), **data.stats()},
         "split": args.split,
-        "protocol": "full ranking, ties against the model, history items not masked",
-        "lmrec": evaluate_model(model, tokenizer, data, args.split, max_length=args.max_length,
-                                max_history_items=args.max_history_items, max_users=args.max_users,
-                                seed=args.seed),
-        "popularity": evaluate_popularity(data, args.split),
+        "protocol": protocol,
+        "mask_history": args.mask_history,
+        "seed": args.seed,
+        "lmrec": lmrec,
+        "popularity": popularity,
+        "git_commit": _git_commit(),
     }
     result["wall_time_s"] = round(time.time() - start, 1)
     print_result_table(result)
     if args.output:
         Path(args.output).write_text(json.dumps(result, indent=2))
         print(f"Wrote {args.output}")
+        if negatives is not None and not args.negatives:
+            saved = Path(args.output).with_suffix(".negatives.npy")
+            np.save(saved, negatives)
+            print(f"Wrote the sampled negatives to {saved}; pass --negatives {saved} to rank the same candidates")
     return 0
 
 
@@ -218,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-length", type=int, default=256, help="tokens per history (capped at the "
                                                                       "model's n_positions)")
     evaluate.add_argument("--max-history-items", type=int, default=50)
+    evaluate.add_argument("--protocol", default="full", choices=["full", "sampled"],
+                          help="full ranking, or the target among 100 sampled negatives (drawn once from --seed)")
+    evaluate.add_argument("--negatives", help="a .npy of sampled negatives saved by an earlier run")
+    evaluate.add_argument("--mask-history", action="store_true", help="drop each user's earlier items from its "
+                                                                       "ranking (off by default; always recorded)")
+    evaluate.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20, 50])
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the JSON record here")
     evaluate.add_argument("--cache-dir", default=None)
