@@ -65,8 +65,10 @@ def test_train_config_overrides_and_types(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(f"data: {tmp_path}\npreset: '7m'\nmax_steps: 5\nuse_cpu: true\n")
     model_args, data_args, args = load_train_config(str(config), ["--max_steps", "7", "--prefix-pairs=true",
-                                                                  "--preset", "1.7m"])
+                                                                  "--preset", "1.7m", "--eval_strategy", "no",
+                                                                  "--save_strategy", "no"])
     assert args.max_steps == 7 and args.prefix_pairs is True and model_args.preset == "1.7m"
+    assert args.eval_strategy == "no" and args.save_strategy == "no"  # not YAML's boolean False
     assert data_args.data == str(tmp_path)
     assert args.adam_beta2 == 0.98  # the paper's recipe stays the default
 

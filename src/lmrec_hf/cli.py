@@ -71,7 +71,10 @@ def _parse_overrides(pairs: list[str]) -> dict:
             i += 2
         else:
             raise SystemExit(f"lmrec-hf train: --{key} needs a value.")
-        overrides[key] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, bool) and value.strip().lower() not in ("true", "false"):
+            parsed = value  # YAML 1.1 reads "no", "off", "yes" as booleans; "--eval_strategy no" means the string
+        overrides[key] = parsed
     return overrides
 
 
