@@ -140,3 +140,27 @@ def test_evaluate_record_and_sampled_protocol(tmp_path, capsys, model, tokenizer
     assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--cache-dir", str(tmp_path / "c"),
                  "--protocol", "sampled"]) == 1
     assert "Cannot draw 100 negatives from a catalog of 8 items" in capsys.readouterr().err
+
+
+def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
+    from lmrec_hf.cli import load_train_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text("learning_rate: 5e-3\nweight_decay: 1e-2\nmax_steps: 10\nuse_cpu: true\n")
+    _, _, args = load_train_config(str(config), [])
+    assert args.learning_rate == 0.005 and args.weight_decay == 0.01
+    config.write_text("learning_rate: fast\n")
+    with pytest.raises(SystemExit, match="`learning_rate` must be a number, got 'fast'"):
+        load_train_config(str(config), [])
+
+
+RECIPES = Path(__file__).parents[1] / "training" / "configs"
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.yaml")))
+def test_every_recipe_parses(recipe):
+    from lmrec_hf.cli import load_train_config
+
+    path = RECIPES / recipe
+    model_args, data_args, args = load_train_config(str(path), ["--data", str(path.parent)])
+    assert isinstance(args.learning_rate, float) and args.max_steps > 0

@@ -78,6 +78,24 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
+def _coerce_numbers(config: dict, classes) -> dict:
+    """PyYAML reads `5e-3` (no dot) as a string; give numeric fields numbers, since parse_dict does not convert."""
+    types = {f.name: str(f.type) for cls in classes for f in dataclasses.fields(cls)}
+    out = dict(config)
+    for key, value in config.items():
+        if not isinstance(value, str):
+            continue
+        kind = types.get(key, "")
+        try:
+            if "float" in kind:
+                out[key] = float(value)
+            elif kind in ("int", "int | None", "typing.Optional[int]"):
+                out[key] = int(value)
+        except ValueError as error:
+            raise SystemExit(f"lmrec-hf train: `{key}` must be a number, got {value!r}.") from error
+    return out
+
+
 def load_train_config(config_path: str | None, overrides: list[str]):
     """YAML config plus `--key value` overrides -> (ModelArguments, DataArguments, LMRecTrainingArguments)."""
     import yaml
@@ -104,6 +122,7 @@ def load_train_config(config_path: str | None, overrides: list[str]):
             f"{[f.name for f in dataclasses.fields(ModelArguments)]}; data keys: "
             f"{[f.name for f in dataclasses.fields(DataArguments)]}; and any TrainingArguments field."
         )
+    config = _coerce_numbers(config, classes)
     config.setdefault("output_dir", "outputs/run")
     if config.get("data") and config["data"] != "online-retail" and not Path(config["data"]).exists():
         raise SystemExit(f"lmrec-hf train: data path {config['data']} does not exist. Set `data` or pass --data PATH.")
