@@ -52,10 +52,6 @@ class LMRecConfig(PretrainedConfig):
             λ in L = L1 + λ·L2. The trainer may pass a scheduled value per step instead.
         projection_dim (`int`, *optional*, defaults to `None`):
             Output width of `user_projection` and `item_projection`; `None` means `n_embd` (the paper's d×d).
-        projection_init (`str`, *optional*, defaults to `"normal"`):
-            Initial W_u and W_i: `"normal"` (N(0, initializer_range), like every other weight) or `"identity"`, so
-            that training starts from the plain similarity <z_u, z_i> of the two EOS features (an option; the paper
-            does not say how it initialised them).
         rec_loss_type (`str`, *optional*, defaults to `"bce"`):
             `"bce"`, the paper's binary cross-entropy of sigmoid(<W_u z_u, W_i z_i>) per pair, or `"softmax"`, a
             cross-entropy over each user's row of scores with its one positive (a CPU-budget option, not the paper's).
@@ -98,7 +94,6 @@ class LMRecConfig(PretrainedConfig):
         rec_loss_weight=0.01,
         projection_dim=None,
         rec_loss_type="bce",
-        projection_init="normal",
         use_cache=True,
         bos_token_id=None,
         eos_token_id=0,
@@ -127,11 +122,6 @@ class LMRecConfig(PretrainedConfig):
         if rec_loss_type not in REC_LOSS_TYPES:
             raise ValueError(f"LMRecConfig: `rec_loss_type` must be one of {REC_LOSS_TYPES}, got {rec_loss_type!r}.")
         self.rec_loss_type = rec_loss_type
-        if projection_init not in ("normal", "identity"):
-            raise ValueError(
-                f"LMRecConfig: `projection_init` must be 'normal' or 'identity', got {projection_init!r}."
-            )
-        self.projection_init = projection_init
         self.vocab_size = vocab_size
         self.n_positions = n_positions
         self.n_embd = n_embd

@@ -265,13 +265,6 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
     def get_output_embeddings(self):
         return self.lm_head
 
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if self.config.projection_init == "identity" and module in (
-            getattr(self, "user_projection", None), getattr(self, "item_projection", None)
-        ):
-            init.eye_(module.weight)
-
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
