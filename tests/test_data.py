@@ -337,3 +337,13 @@ def test_download_failure_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Could not download Online Retail .*LMREC_DATA_DIR"):
         download_online_retail(tmp_path / "dl", url="http://127.0.0.1:9/nothing.zip")
     assert not (tmp_path / "dl" / "data.csv.gz").exists()
+
+
+def test_online_retail_alias_resolves_through_the_search_path(tmp_path, monkeypatch):
+    from lmrec_hf.data import resolve_data_path
+
+    (tmp_path / "online-retail").mkdir()
+    (tmp_path / "online-retail" / "data.csv.gz").write_bytes(b"")
+    monkeypatch.setenv("LMREC_DATA_DIR", str(tmp_path))
+    assert resolve_data_path("online-retail") == tmp_path / "online-retail"
+    assert resolve_data_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"  # a plain path stays as given

@@ -124,3 +124,16 @@ def test_protocols_on_a_toy_split(tmp_path, model, tokenizer):
     assert popular["recall@5"] == pytest.approx(evaluate_popularity(data, "test", ks=ALL)["recall@5"])
     with pytest.raises(ValueError, match=r"protocol must be one of \('full', 'sampled'\), got 'sampled100'"):
         evaluate_popularity(data, "test", protocol="sampled100")
+
+
+@pytest.mark.parametrize("projection", [None, "user", "item"])
+def test_embed_texts_keeps_input_order(model, tokenizer, projection):
+    from lmrec_hf.evaluation import embed_texts
+
+    model.config.projection_dim = model.config.n_embd  # widths agree here; the projection decides the vectors
+    texts = ["a much longer history text. → second item.", "short.", "medium length text."]
+    got = embed_texts(model, tokenizer, texts, projection, batch_size=2)
+    with torch.no_grad():
+        expected = torch.cat([model.embed(tokenizer(t, return_tensors="pt").input_ids, projection=projection)
+                              for t in texts])
+    assert torch.allclose(got, expected, atol=1e-5)

@@ -27,10 +27,10 @@ def main():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lmrec_hf import format_history, format_item
-    from lmrec_hf.data import eval_pairs, find_online_retail, load_data
-    from lmrec_hf.evaluation import ranks_from_scores
+    from lmrec_hf.data import eval_pairs, load_data, resolve_data_path
+    from lmrec_hf.evaluation import embed_texts, ranks_from_scores
 
-    data = load_data(find_online_retail() if args.data == "online-retail" else args.data)
+    data = load_data(resolve_data_path(args.data))
     pairs = eval_pairs(data, "test")
     rows, positions = pairs["user_row"][: args.users], pairs["position"][: args.users]
     histories = [[data.item_texts[i] for i in data.sequences[r][max(0, p - 50):p]] for r, p in zip(rows, positions)]
@@ -39,15 +39,9 @@ def main():
 
     model = AutoModelForCausalLM.from_pretrained(args.model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
-    with torch.no_grad():
-        def embed(texts, projection):
-            out = []
-            for i in range(0, len(texts), 64):
-                enc = tokenizer(texts[i:i + 64], truncation=True, max_length=model.config.n_positions,
-                                padding=True, return_tensors="pt")
-                out.append(model.embed(enc["input_ids"], enc["attention_mask"], projection=projection))
-            return torch.cat(out)
-        library_scores = embed([format_history(h) for h in histories], "user") @ embed(items, "item").T
+    length = model.config.n_positions
+    users = embed_texts(model, tokenizer, [format_history(h) for h in histories], "user", max_length=length)
+    library_scores = users @ embed_texts(model, tokenizer, items, "item", max_length=length).T
 
     with tempfile.TemporaryDirectory() as tmp:
         request = Path(tmp) / "request.json"

@@ -124,7 +124,9 @@ def load_train_config(config_path: str | None, overrides: list[str]):
         )
     config = _coerce_numbers(config, classes)
     config.setdefault("output_dir", "outputs/run")
-    if config.get("data") and config["data"] != "online-retail" and not Path(config["data"]).exists():
+    from .data import ONLINE_RETAIL_ALIAS
+
+    if config.get("data") and config["data"] != ONLINE_RETAIL_ALIAS and not Path(config["data"]).exists():
         raise SystemExit(f"lmrec-hf train: data path {config['data']} does not exist. Set `data` or pass --data PATH.")
     return HfArgumentParser(classes).parse_dict(config, allow_extra_keys=False)
 
@@ -179,13 +181,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .data import load_data
+    from .data import load_data, resolve_data_path
     from .evaluation import evaluate_model, evaluate_popularity
 
     if not Path(args.model_dir).exists():
         raise SystemExit(f"lmrec-hf evaluate: model folder {args.model_dir} does not exist.")
     start = time.time()
-    data = load_data(args.data, args.format, cache_dir=args.cache_dir)
+    data = load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     model = AutoModelForCausalLM.from_pretrained(args.model_dir)
     negatives = np.load(args.negatives) if args.negatives else None
@@ -262,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="full-ranking metrics of a checkpoint, beside popularity")
     evaluate.add_argument("model_dir")
-    evaluate.add_argument("--data", required=True, help="data folder or file")
+    evaluate.add_argument("--data", required=True, help="data folder or file ('online-retail' finds Online Retail)")
     evaluate.add_argument("--format", default="auto")
     evaluate.add_argument("--split", default="test", choices=["valid", "test"])
     evaluate.add_argument("--max-users", type=int, default=None)

@@ -603,6 +603,17 @@ def lm_texts(data: RecData, split: str = "train") -> Dataset:
     return Dataset.from_dict({"text": texts})
 
 
+ONLINE_RETAIL_ALIAS = "online-retail"  # a `data` value that means "find (or download) Online Retail"
+
+
+def resolve_data_path(path: str | os.PathLike, download: bool = False) -> Path:
+    """`path` itself, or for the alias "online-retail" (when no such path exists) the folder `find_online_retail`
+    finds, downloading the UCI file with `download=True`."""
+    if str(path) == ONLINE_RETAIL_ALIAS and not Path(path).exists():
+        return find_online_retail(download=download)
+    return Path(path)
+
+
 ONLINE_RETAIL_URL = "https://archive.ics.uci.edu/static/public/352/online+retail.zip"
 
 

@@ -84,12 +84,16 @@ def rank_targets(scores: torch.Tensor, targets: torch.Tensor, histories: list[li
     return ranks_from_scores(scores, targets)
 
 
-def _batched_embed(model, tokenizer, texts: list[str], projection: str, batch_size: int, max_length: int,
-                   desc: str) -> torch.Tensor:
-    """Embeds texts in batches sorted by length (little padding), returned in the input order."""
+def embed_texts(model, tokenizer, texts: list[str], projection: str | None, batch_size: int = 64,
+                max_length: int = 256, desc: str = "encoding") -> torch.Tensor:
+    """
+    `model.embed` over many texts, in batches sorted by length (little padding), returned in the input order: W_u z
+    (`projection="user"`), W_i z (`"item"`) or z (`None`). Only these vectors are kept, never hidden states.
+    """
     lengths = [len(t) for t in texts]
     order = np.argsort(lengths, kind="stable")
-    out = torch.empty(len(texts), model.config.projection_dim)
+    width = model.config.n_embd if projection is None else model.config.projection_dim
+    out = torch.empty(len(texts), width)
     device = next(model.parameters()).device
     with torch.no_grad():
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False):
@@ -103,8 +107,8 @@ def _batched_embed(model, tokenizer, texts: list[str], projection: str, batch_si
 
 def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_length: int = 128) -> torch.Tensor:
     """W_i z_i for every catalog item, row i = item index i."""
-    return _batched_embed(model, tokenizer, [format_item(t) for t in data.item_texts], "item", batch_size,
-                          max_length, "encoding items")
+    return embed_texts(model, tokenizer, [format_item(t) for t in data.item_texts], "item", batch_size,
+                       max_length, "encoding items")
 
 
 def _eval_targets(data: RecData, split: str, max_users: int | None, seed: int):
@@ -137,7 +141,7 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
     histories = [format_history([texts[i] for i in sequences[r][max(0, p - max_history_items):p]])
                  for r, p in zip(rows, positions)]
     items = encode_items(model, tokenizer, data, max_length=min(max_length, 128))
-    users = _batched_embed(model, tokenizer, histories, "user", batch_size, max_length, "encoding users")
+    users = embed_texts(model, tokenizer, histories, "user", batch_size, max_length, "encoding users")
     return _rank_all(lambda start, stop: users[start:stop] @ items.T, data, rows, positions, targets, ks,
                      protocol, mask_history, negatives, seed)
 

@@ -13,7 +13,7 @@ from datasets import Dataset, interleave_datasets
 from transformers import AutoTokenizer
 
 from .configuration_lmrec import LMRecConfig
-from .data import RecData, find_online_retail, lm_texts, load_data, split_users
+from .data import RecData, lm_texts, load_data, resolve_data_path, split_users
 from .evaluation import evaluate_model, evaluate_popularity
 from .modeling_lmrec import LMRecForJointModeling
 from .text import train_tokenizer
@@ -67,12 +67,8 @@ def build_lm_stream(data: RecData, agnostic: list[RecData], task_ratio: float, s
 def _load_task(data_args: DataArguments, seed: int) -> RecData:
     if not data_args.data:
         raise ValueError("No data given: set `data` in the config or pass --data PATH.")
-    path = data_args.data
-    if path == "online-retail" and not Path(path).exists():
-        # $LMREC_DATA_DIR, ../shared/data/online-retail, the download cache, else download
-        path = str(find_online_retail(download=data_args.download_data))
-        data_args.data = path
-    data = load_data(path, data_args.data_format, cache_dir=data_args.cache_dir)
+    data_args.data = str(resolve_data_path(data_args.data, download=data_args.download_data))
+    data = load_data(data_args.data, data_args.data_format, cache_dir=data_args.cache_dir)
     if data_args.protocol == "user_split" and data.protocol != "user_split":
         data = split_users(data, seed=seed)
     elif data_args.protocol not in ("leave_one_out", "user_split"):
