@@ -201,19 +201,15 @@ def test_generic_missing_column_names_what_is_there(tmp_path):
         load_interactions(paths["inter"], paths["items"], item_column="sku", timestamp_column="ts")
 
 
-def test_generic_unreadable_jsonl_line(tmp_path):
-    paths = _write_tables(tmp_path, "jsonl")
+@pytest.mark.parametrize("fmt,bad_line,message", [
+    ("jsonl", "{not json", r"inter\.jsonl, line 16: not valid JSON"),
+    ("csv", "u9,a,1,extra,fields", r"inter\.csv: cannot parse the table .*line 17"),
+])
+def test_generic_unreadable_line_names_file_and_line(tmp_path, fmt, bad_line, message):
+    paths = _write_tables(tmp_path, fmt)
     with open(paths["inter"], "a") as handle:
-        handle.write("{not json\n")
-    with pytest.raises(ValueError, match=r"inter\.jsonl, line 16: not valid JSON"):
-        load_interactions(paths["inter"], paths["items"], user_column="uid", item_column="sku", text_column="title")
-
-
-def test_generic_unreadable_csv_line(tmp_path):
-    paths = _write_tables(tmp_path, "csv")
-    with open(paths["inter"], "a") as handle:
-        handle.write("u9,a,1,extra,fields\n")
-    with pytest.raises(ValueError, match=r"inter\.csv: cannot parse the table .*line 17"):
+        handle.write(bad_line + "\n")
+    with pytest.raises(ValueError, match=message):
         load_interactions(paths["inter"], paths["items"], user_column="uid", item_column="sku", text_column="title")
 
 
