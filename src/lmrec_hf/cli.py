@@ -164,17 +164,6 @@ def print_result_table(result: dict) -> None:
         print(f"| {name} | " + " | ".join(f"{result[name][k]:.4f}" for k in keys) + " |")
 
 
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                                cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout.strip() or None
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     import time
 
@@ -183,6 +172,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from .data import load_data, resolve_data_path
     from .evaluation import evaluate_model, evaluate_popularity
+    from .model_card import LMRecModelCardData, git_commit
 
     if not Path(args.model_dir).exists():
         raise SystemExit(f"lmrec-hf evaluate: model folder {args.model_dir} does not exist.")
@@ -206,11 +196,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         "data": {"name": data.name, "path": str(args.data), **data.stats()},
         "split": args.split,
         "protocol": protocol,
+        "protocol_id": "full-ranking" if args.protocol == "full" else f"sampled-{negatives.shape[1]}",
         "mask_history": args.mask_history,
         "seed": args.seed,
         "lmrec": lmrec,
         "popularity": popularity,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
     }
     result["wall_time_s"] = round(time.time() - start, 1)
     print_result_table(result)
@@ -221,6 +212,49 @@ def _evaluate(args: argparse.Namespace) -> int:
             saved = Path(args.output).with_suffix(".negatives.npy")
             np.save(saved, negatives)
             print(f"Wrote the sampled negatives to {saved}; pass --negatives {saved} to rank the same candidates")
+    if args.update_card:
+        card_data = LMRecModelCardData.from_model_dir(args.model_dir)
+        card_data.add_evaluation(result)
+        readme = card_data.save(args.model_dir, config=model.config)
+        print(f"Added the result to {Path(args.model_dir) / 'lmrec_card.json'}"
+              + (f" and re-rendered {readme}" if readme else "; README.md was not written by lmrec-hf, so it is kept"))
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from .model_card import LMRecModelCardData, render_model_card, validate_model_card
+
+    if not (Path(args.model_dir) / "config.json").exists():
+        raise SystemExit(f"lmrec-hf card: {args.model_dir} is not a checkpoint folder (no config.json).")
+    card_data = LMRecModelCardData.from_model_dir(args.model_dir)
+    for path in args.eval_results:
+        card_data.add_evaluation(json.loads(Path(path).read_text()))
+    from transformers import AutoConfig
+
+    card = render_model_card(card_data, AutoConfig.from_pretrained(args.model_dir, trust_remote_code=True))
+    validate_model_card(card)
+    if args.print:
+        print(card)
+        return 0
+    readme = card_data.save(args.model_dir)
+    print(f"Wrote {readme}" if readme else f"{Path(args.model_dir) / 'README.md'} was not written by lmrec-hf; kept it "
+          "and saved only lmrec_card.json. Pass --print to see the card.")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .hub import HubPushError, push_to_hub
+
+    try:
+        url = push_to_hub(args.model_dir, args.repo_id, private=args.private, revision=args.revision,
+                          token=args.token, data=args.data, eval_results=args.eval_results,
+                          with_catalog=not args.no_catalog, commit_message=args.message)
+    except HubPushError as error:
+        print(f"lmrec-hf push: error: {error}", file=sys.stderr)
+        return 1
+    print(f"Pushed {args.model_dir} to {args.repo_id}: {url}\nLoad it with:\n"
+          f"  AutoModel.from_pretrained({args.repo_id!r}, trust_remote_code=True"
+          + (f", revision={args.revision!r}" if args.revision else "") + ")")
     return 0
 
 
@@ -280,7 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the JSON record here")
     evaluate.add_argument("--cache-dir", default=None)
+    evaluate.add_argument("--no-card", dest="update_card", action="store_false",
+                          help="do not add the result to the model folder's card (lmrec_card.json, README.md)")
     evaluate.set_defaults(func=_evaluate)
+
+    card = commands.add_parser("card", help="render (and check) the model card of a checkpoint folder")
+    card.add_argument("model_dir")
+    card.add_argument("--eval-results", nargs="*", default=[], help="evaluation records to add (JSON)")
+    card.add_argument("--print", action="store_true", help="print the card instead of writing README.md")
+    card.set_defaults(func=_card)
+
+    push = commands.add_parser("push", help="upload a checkpoint, its card and its item catalog to the Hub")
+    push.add_argument("model_dir")
+    push.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub (HF_ENDPOINT picks the Hub)")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--revision", default=None, help="branch to commit to (created from main if missing)")
+    push.add_argument("--token", default=None, help="default: HF_TOKEN or the token saved by `hf auth login`")
+    push.add_argument("--data", default=None, help="build the catalog from this data when the folder has none")
+    push.add_argument("--no-catalog", action="store_true", help="push without catalog/ (the Space needs one)")
+    push.add_argument("--eval-results", nargs="*", default=[], help="evaluation records to add to the card")
+    push.add_argument("--message", default=None, help="commit message")
+    push.set_defaults(func=_push)
     return parser
 
 

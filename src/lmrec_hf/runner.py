@@ -12,9 +12,11 @@ import torch
 from datasets import Dataset, interleave_datasets
 from transformers import AutoTokenizer
 
+from .catalog import build_catalog, example_items, write_catalog
 from .configuration_lmrec import LMRecConfig
 from .data import RecData, lm_texts, load_data, resolve_data_path, split_users
 from .evaluation import evaluate_model, evaluate_popularity
+from .model_card import git_commit
 from .modeling_lmrec import LMRecForJointModeling
 from .text import train_tokenizer
 from .trainer import LMRecTrainer
@@ -48,6 +50,8 @@ class DataArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Where processed data is cached."})
     download_data: bool = field(default=True, metadata={"help": "data: online-retail downloads the UCI file "
                                                                 "when it is found nowhere locally."})
+    write_catalog: bool = field(default=True, metadata={"help": "Save the item catalog (texts, item embeddings, "
+                                                                "example histories) beside the checkpoint."})
 
 
 def build_lm_stream(data: RecData, agnostic: list[RecData], task_ratio: float, seed: int) -> Dataset:
@@ -120,6 +124,27 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, args: 
         result["popularity"] = evaluate_popularity(data, data_args.eval_split)
         result["split"] = data_args.eval_split
         result["protocol"] = "full ranking, ties against the model, history items not masked"
+        result["protocol_id"] = "full-ranking"
     result["wall_time_s"] = round(time.time() - start, 1)
+    result["git_commit"] = git_commit()
     (Path(args.output_dir) / "metrics.json").write_text(json.dumps(result, indent=2))
+    _write_card(trainer, model, tokenizer, data, model_dir, model_args, data_args, result)
     return result
+
+
+def _write_card(trainer, model, tokenizer, data, model_dir: Path, model_args, data_args, result: dict) -> None:
+    """The catalog and the model card (README.md + lmrec_card.json) beside the checkpoint."""
+    card = trainer.card_data
+    card.model_name = f"lmrec-{model_args.preset}-{data.name.lower()}"
+    card.preset = model_args.preset
+    card.git_commit = result["git_commit"]
+    card.set_dataset(data.name, data.stats(), data.protocol)
+    card.training["train_time_s"] = result["train_time_s"]
+    if data_args.write_catalog:
+        files = build_catalog(model, tokenizer, data, seed=trainer.args.seed)
+        write_catalog(model_dir, files)
+        card.has_catalog = True
+        card.example_items = example_items(files)
+    if "lmrec" in result:
+        card.add_evaluation(result)
+    card.save(model_dir, config=model.config)

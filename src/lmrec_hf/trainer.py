@@ -11,6 +11,7 @@ from transformers import EarlyStoppingCallback, Trainer
 
 from .collators import JointBatchSampler, JointDataset, LMRecCollator
 from .data import RecData, eval_pairs, train_pairs
+from .model_card import LMRecModelCardCallback, LMRecModelCardData
 from .training_args import LMRecTrainingArguments
 
 
@@ -30,7 +31,7 @@ class LMRecTrainer(Trainer):
     `train_dataset` is a [`JointDataset`] (rec pairs + LM texts); each step takes `rec_batch_size` pairs and
     `lm_batch_size` texts, passed to the model in one forward (DDP needs one forward per step). `eval_dataset`
     holds rec pairs only, so `eval_loss` is the rec validation loss that early stopping watches. lm_loss, rec_loss
-    and λ are logged separately.
+    and λ are logged separately. `trainer.card_data` collects what the model card says about the run.
 
     Example:
     ```python
@@ -48,6 +49,8 @@ class LMRecTrainer(Trainer):
                                          else self.model.config.rec_loss_weight)
         self._component_sums: dict[str, float] = {}
         self._component_count = 0
+        self.card_data = LMRecModelCardData()
+        self.add_callback(LMRecModelCardCallback(self.card_data))
 
     @classmethod
     def from_data(cls, model, args: LMRecTrainingArguments, tokenizer, data: RecData, lm_texts: Dataset | None = None,

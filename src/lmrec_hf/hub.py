@@ -1,0 +1,164 @@
+"""
+Publishing a checkpoint folder to the Hugging Face Hub: weights (safetensors), tokenizer, the custom-code files, the
+rendered model card and the item catalog, in one commit. Reads only from the folder; never writes to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from .catalog import build_catalog, example_items, read_catalog_files
+from .model_card import LMRecModelCardData, render_model_card, validate_model_card
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "configuration_lmrec.py",
+                  "modeling_lmrec.py", "pipeline_lmrec.py", "formatting_lmrec.py")
+OPTIONAL_FILES = ("special_tokens_map.json", "generation_config.json", "model.safetensors.index.json")
+
+
+class HubPushError(RuntimeError):
+    """A push that could not happen; the message names the fix. Nothing was uploaded by the failing step, and the
+    local folder is unchanged."""
+
+
+def files_to_upload(model_dir: Path) -> list[Path]:
+    """The files of a checkpoint folder that go to the Hub: never training_args.bin (a pickle), checkpoints or the
+    card files (the card is rendered afresh)."""
+    missing = [name for name in REQUIRED_FILES if not (model_dir / name).exists()]
+    weights = sorted(model_dir.glob("model*.safetensors"))
+    if not weights:
+        missing.append("model.safetensors")
+    if missing:
+        raise HubPushError(
+            f"{model_dir} is not a complete LMRec checkpoint: it lacks {missing}. Expected the folder that "
+            "`lmrec-hf train` writes as OUTPUT_DIR/model (model.save_pretrained plus tokenizer.save_pretrained)."
+        )
+    return [model_dir / n for n in REQUIRED_FILES] + weights + \
+        [model_dir / n for n in OPTIONAL_FILES if (model_dir / n).exists()]
+
+
+def _resolve_token(token: str | None) -> str:
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if not token:
+        raise HubPushError(
+            "No Hugging Face token was found, and pushing needs one with write access. Set HF_TOKEN=hf_..., run "
+            "`hf auth login`, or pass --token. Nothing was uploaded."
+        )
+    return token
+
+
+def prepare_push(model_dir: str | Path, repo_id: str, data: str | None = None, eval_results: list[str] = (),
+                 with_catalog: bool = True) -> dict[str, bytes | Path]:
+    """
+    Everything one push uploads, as {path in the repo: local file or bytes}, built without touching the Hub or the
+    folder: the checkpoint files, the catalog (saved beside the checkpoint, or built from `data`), and README.md
+    rendered from lmrec_card.json plus the `eval_results` records, validated.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise HubPushError(f"Model folder {model_dir} does not exist. Pass the folder `lmrec-hf train` saved, "
+                           "e.g. outputs/demo/model.")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise HubPushError(f"--repo-id must look like ORG/NAME, got {repo_id!r}.")
+    uploads: dict[str, bytes | Path] = {p.name: p for p in files_to_upload(model_dir)}
+
+    catalog = read_catalog_files(model_dir) if with_catalog else None
+    if with_catalog and catalog is None:
+        if data is None:
+            raise HubPushError(
+                f"{model_dir} has no catalog/ (item texts and embeddings), which the Space needs. Pass --data with "
+                "the model's data set so the catalog is built now, or --no-catalog to push without one."
+            )
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from .data import load_data, resolve_data_path
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        catalog = build_catalog(model, tokenizer, load_data(resolve_data_path(data)))
+    uploads.update(catalog or {})
+
+    card_data = LMRecModelCardData.from_model_dir(model_dir)
+    card_data.repo_id = repo_id
+    card_data.model_name = repo_id.split("/")[1]
+    card_data.has_catalog = bool(catalog)
+    if catalog:
+        card_data.example_items = card_data.example_items or example_items(catalog)
+    for path in eval_results:
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise HubPushError(f"Evaluation record {path} could not be read as JSON ({error}). Pass a file that "
+                               "`lmrec-hf evaluate --output` wrote.") from error
+        card_data.add_evaluation(record)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=True)
+    card = render_model_card(card_data, config)
+    validate_model_card(card)
+    uploads["README.md"] = str(card).encode("utf-8")
+    uploads["lmrec_card.json"] = json.dumps(asdict(card_data), indent=2).encode()
+    return uploads
+
+
+def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, revision: str | None = None,
+                token: str | None = None, data: str | None = None, eval_results: list[str] = (),
+                with_catalog: bool = True, commit_message: str | None = None) -> str:
+    """
+    Uploads a checkpoint folder to `repo_id` in one commit, creating the repo (and the `revision` branch) if needed.
+    Respects HF_ENDPOINT and the token from HF_TOKEN or `hf auth login`. Returns the commit URL.
+
+    Example:
+    ```python
+    >>> push_to_hub("outputs/demo/model", "org/lmrec-demo")
+    'https://huggingface.co/org/lmrec-demo/commit/...'
+    ```
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    token = _resolve_token(token)
+    uploads = prepare_push(model_dir, repo_id, data=data, eval_results=eval_results, with_catalog=with_catalog)
+    endpoint = constants.ENDPOINT
+    api = HfApi(endpoint=endpoint, token=token)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes)
+                                     else str(content)) for name, content in sorted(uploads.items())]
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.create_commit(repo_id, operations, commit_message=commit_message or f"Upload {Path(model_dir).name}"
+                                 " with lmrec-hf", revision=revision)
+    except OfflineModeIsEnabled as error:
+        raise HubPushError("HF_HUB_OFFLINE is set, so nothing can be pushed. Unset HF_HUB_OFFLINE and push again; "
+                           f"{model_dir} is unchanged.") from error
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        if status in (401, 403):
+            raise HubPushError(
+                f"The Hub at {endpoint} refused the token ({status}) for {repo_id}. Use a token with write access to "
+                f"that namespace (HF_TOKEN or `hf auth login`); {model_dir} is unchanged."
+            ) from error
+        raise HubPushError(f"The Hub at {endpoint} answered {status} while pushing {repo_id}: {error}. "
+                           f"{model_dir} is unchanged.") from error
+    except OSError as error:  # includes the HTTP client's connection errors
+        raise HubPushError(
+            f"Could not reach the Hub at {endpoint} ({type(error).__name__}: {error}). Check the network, or set "
+            f"HF_ENDPOINT to a Hub you can reach; nothing was uploaded and {model_dir} is unchanged."
+        ) from error
+    except Exception as error:
+        if "connect" in type(error).__name__.lower() or "timeout" in type(error).__name__.lower():
+            raise HubPushError(
+                f"Could not reach the Hub at {endpoint} ({type(error).__name__}: {error}). Check the network, or "
+                f"set HF_ENDPOINT to a Hub you can reach; nothing was uploaded and {model_dir} is unchanged."
+            ) from error
+        raise
+    logger.info("Pushed %d files to %s at %s", len(operations), repo_id, info.oid)
+    return info.commit_url
+
