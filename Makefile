@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all bench lint clean-venv
+.PHONY: setup demo space test test-all bench lint clean-venv
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/lmrec-hf train training/configs/demo.yaml
 
+# The demo Space on 127.0.0.1:7860; LMREC_MODEL=ORG/NAME or a folder picks the model (default outputs/demo/model).
+space: setup
+	$(BIN)/python space/app.py
+
 bench: setup
 	$(BIN)/python benchmarks/train_throughput.py
 
@@ -31,7 +35,7 @@ test-all: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks hub space training
 
 clean-venv:
 	rm -rf $(VENV)

@@ -64,3 +64,19 @@ def batch(tokenizer):
 def items(tokenizer):
     enc = tokenizer(ITEMS, padding=True, return_tensors="pt")
     return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}
+
+
+@pytest.fixture(scope="session")
+def space_checkpoint(tmp_path_factory, _session_model, tokenizer):
+    """A saved checkpoint with its item catalog (the toy data set's 8 items), as `lmrec-hf train` leaves one."""
+    from lmrec_hf.catalog import build_catalog, write_catalog
+    from lmrec_hf.data import load_unisrec
+
+    from .test_data import write_unisrec
+
+    folder = tmp_path_factory.mktemp("space") / "model"
+    _session_model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    data = load_unisrec(write_unisrec(folder.parent / "toy", texts={i: ITEMS[i] for i in range(8)}))
+    write_catalog(folder, build_catalog(_session_model, tokenizer, data))
+    return folder

@@ -102,9 +102,18 @@ def test_prepare_and_train_end_to_end(tmp_path, capsys):
                             env={**os.environ, "HF_HOME": str(tmp_path / "hf")}, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("LMRecModel")
-    assert main(["evaluate", str(out / "model"), "--data", str(prepared), "--output", str(tmp_path / "e.json")]) == 0
+    # Training left the model card (with the run's evaluation as model-index) and the item catalog beside it.
+    model_dir = out / "model"
+    for name in ("README.md", "lmrec_card.json", "catalog/items.json", "catalog/item_embeddings.safetensors",
+                 "catalog/examples.json"):
+        assert (model_dir / name).exists(), name
+    readme = (model_dir / "README.md").read_text()
+    assert "model-index:" in readme and "config: full-ranking" in readme and "| mode | joint |" in readme
+    assert main(["evaluate", str(model_dir), "--data", str(prepared), "--output", str(tmp_path / "e.json"),
+                 "--protocol", "sampled", "--num-negatives", "7"]) == 0
     record = json.loads((tmp_path / "e.json").read_text())
-    assert record["split"] == "test" and "recall@10" in record["lmrec"]
+    assert record["split"] == "test" and "recall@10" in record["lmrec"] and record["protocol_id"] == "sampled-7"
+    assert "config: sampled-7" in (model_dir / "README.md").read_text()  # evaluate added its record to the card
 
 
 def test_prepare_reports_missing_input(tmp_path, capsys):
@@ -162,5 +171,8 @@ def test_every_recipe_parses(recipe):
     from lmrec_hf.cli import load_train_config
 
     path = RECIPES / recipe
-    model_args, data_args, args = load_train_config(str(path), ["--data", str(path.parent)])
+    # A GPU recipe asks for bf16, which TrainingArguments refuses on a machine without a GPU unless use_cpu is set.
+    cpu = ["--use_cpu", "true"] if recipe.endswith("-gpu.yaml") else []
+    model_args, data_args, args = load_train_config(str(path), ["--data", str(path.parent), *cpu])
     assert isinstance(args.learning_rate, float) and args.max_steps > 0
+    assert args.bf16 == recipe.endswith("-gpu.yaml")

@@ -182,7 +182,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = AutoModelForCausalLM.from_pretrained(args.model_dir)
     negatives = np.load(args.negatives) if args.negatives else None
     common = dict(ks=tuple(args.ks), protocol=args.protocol, mask_history=args.mask_history,
-                  max_users=args.max_users, seed=args.seed)
+                  max_users=args.max_users, seed=args.seed, num_negatives=args.num_negatives)
     lmrec = evaluate_model(model, tokenizer, data, args.split, max_length=args.max_length,
                            max_history_items=args.max_history_items, negatives=negatives, **common)
     negatives = lmrec.pop("negatives", None)
@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--protocol", default="full", choices=["full", "sampled"],
                           help="full ranking, or the target among 100 sampled negatives (drawn once from --seed)")
     evaluate.add_argument("--negatives", help="a .npy of sampled negatives saved by an earlier run")
+    evaluate.add_argument("--num-negatives", type=int, default=100, help="negatives per user for --protocol sampled")
     evaluate.add_argument("--mask-history", action="store_true", help="drop each user's earlier items from its "
                                                                        "ranking (off by default; always recorded)")
     evaluate.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20, 50])

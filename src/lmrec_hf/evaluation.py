@@ -125,12 +125,12 @@ def _eval_targets(data: RecData, split: str, max_users: int | None, seed: int):
 def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFAULT_KS, batch_size: int = 64,
                    max_length: int = 256, max_history_items: int = 50, max_users: int | None = None,
                    seed: int = 0, protocol: str = "full", mask_history: bool = False,
-                   negatives: np.ndarray | None = None) -> dict[str, float]:
+                   negatives: np.ndarray | None = None, num_negatives: int = 100) -> dict[str, float]:
     """
     Leave-one-out metrics of an LMRec model: each user's history (items before the target) is scored against the
     catalog by <W_u z_u, W_i z_i>, ties counted against the model. `protocol="full"` ranks every item;
-    `"sampled"` ranks the target among `negatives` (users x 100, see `draw_sampled_negatives`; drawn from `seed`
-    when not given). `mask_history` removes each user's earlier items from its ranking (off by default).
+    `"sampled"` ranks the target among `negatives` (users x `num_negatives`, see `draw_sampled_negatives`; drawn
+    from `seed` when not given). `mask_history` removes each user's earlier items from its ranking (off by default).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
@@ -143,13 +143,14 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
     items = encode_items(model, tokenizer, data, max_length=min(max_length, 128))
     users = embed_texts(model, tokenizer, histories, "user", batch_size, max_length, "encoding users")
     return _rank_all(lambda start, stop: users[start:stop] @ items.T, data, rows, positions, targets, ks,
-                     protocol, mask_history, negatives, seed)
+                     protocol, mask_history, negatives, seed, num_negatives)
 
 
-def _rank_all(score_block, data, rows, positions, targets, ks, protocol, mask_history, negatives, seed) -> dict:
+def _rank_all(score_block, data, rows, positions, targets, ks, protocol, mask_history, negatives, seed,
+              num_negatives: int = 100) -> dict:
     """Ranks users in blocks of 1,024 (a users x items score block at a time) and reports the metrics."""
     if protocol == "sampled" and negatives is None:
-        negatives = draw_sampled_negatives(len(data.items), targets.tolist(), seed=seed)
+        negatives = draw_sampled_negatives(len(data.items), targets.tolist(), num_negatives, seed=seed)
     if negatives is not None and len(negatives) != len(targets):
         raise ValueError(f"negatives has {len(negatives)} rows for {len(targets)} evaluated users; draw them for "
                          "the same split and users (the same max_users and seed).")
@@ -169,7 +170,7 @@ def _rank_all(score_block, data, rows, positions, targets, ks, protocol, mask_hi
 
 def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS, protocol: str = "full",
                         mask_history: bool = False, negatives: np.ndarray | None = None, max_users: int | None = None,
-                        seed: int = 0) -> dict[str, float]:
+                        seed: int = 0, num_negatives: int = 100) -> dict[str, float]:
     """The popularity baseline on the same split and protocol: items ranked by how often they occur in the
     training part."""
     if protocol not in PROTOCOLS:
@@ -185,4 +186,4 @@ def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS, proto
         return {**metrics_from_ranks(torch.as_tensor(ranks), ks), "users": len(targets)}
     scores = torch.as_tensor(counts).unsqueeze(0)
     return _rank_all(lambda start, stop: scores.expand(len(targets[start:stop]), -1), data, rows, positions, targets,
-                     ks, protocol, mask_history, negatives, seed)
+                     ks, protocol, mask_history, negatives, seed, num_negatives)

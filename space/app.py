@@ -1,0 +1,293 @@
+"""
+LMRec demo Space: build a behaviour history from the catalog or from typed item titles, get top-k recommendations,
+see where the history sits on a map of the items, and download the user vector.
+
+It needs only transformers, torch, safetensors, huggingface_hub and gradio: the model is loaded by the
+`feature-extraction` pipeline with the checkpoint's own code (trust_remote_code), and the item catalog
+(`catalog/` in the checkpoint: texts and precomputed item embeddings) is read, never re-encoded.
+
+LMREC_MODEL picks the model: a Hub repo id (ORG/NAME, optionally ORG/NAME@REVISION) or a local checkpoint folder.
+The default is the folder `make demo` writes. Run locally with `make space`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = os.environ.get("LMREC_MODEL", str(ROOT / "outputs" / "demo" / "model"))
+MAX_HISTORY_ITEMS = 50
+MAX_ITEM_CHARS = 300
+MAX_TOP_K = 50
+MAP_POINTS = 1500  # catalog items drawn on the map (a fixed sample, so the map stays fast for big catalogs)
+CONCURRENCY = 8
+MAP_COLORS = {"catalog": "#c8c8c8", "your history": "#1f77b4", "recommended": "#ff7f0e", "you": "#000000"}
+CATALOG_FILES = ("catalog/items.json", "catalog/item_embeddings.safetensors", "catalog/examples.json")
+
+
+class FriendlyError(Exception):
+    """A problem with the user's input or choice of model, said in words for the UI."""
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    extractor: object
+    texts: list[str]
+    item_embeds: torch.Tensor  # (n_items, d): W_i z_i
+    examples: list[dict]
+    mean: torch.Tensor  # PCA of the item embeddings: centre and the top two directions
+    components: torch.Tensor  # (2, d)
+    map_index: np.ndarray
+    lock: threading.Lock
+
+    def project(self, vectors: torch.Tensor) -> np.ndarray:
+        return ((vectors - self.mean) @ self.components.T).numpy()
+
+
+_MODELS: dict[str, LoadedModel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _split_revision(name: str) -> tuple[str, str | None]:
+    if "@" in name and not Path(name).exists():
+        repo, revision = name.rsplit("@", 1)
+        return repo, revision
+    return name, None
+
+
+def _catalog_paths(name: str, revision: str | None) -> list[Path]:
+    if Path(name).is_dir():
+        paths = [Path(name) / f for f in CATALOG_FILES]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise FriendlyError(f"The model folder {name} has no item catalog ({', '.join(missing)} missing). "
+                                "Checkpoints from `lmrec-hf train` have one; for an older one run "
+                                "`lmrec-hf push --data DATA` or retrain.")
+        return paths
+    if name.count("/") != 1 or name.startswith((".", "/")):
+        raise FriendlyError(f"'{name}' is neither a local checkpoint folder nor a Hub repo id like org/lmrec-demo. "
+                            "Set LMREC_MODEL (or the Model box) to one of those.")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return [Path(hf_hub_download(name, f, revision=revision)) for f in CATALOG_FILES]
+    except RepositoryNotFoundError as error:
+        raise FriendlyError(f"The Hub has no model '{name}' (or it is private). Check the repo id, "
+                            "e.g. org/lmrec-demo.") from error
+    except RevisionNotFoundError as error:
+        raise FriendlyError(f"The model '{name}' has no revision '{revision}'.") from error
+    except LocalEntryNotFoundError as error:  # before EntryNotFoundError, its parent: the Hub did not answer
+        raise FriendlyError(f"Could not reach the Hub to load '{name}', and it is not in the local cache. Check "
+                            "the network (or HF_ENDPOINT), or use a local checkpoint folder.") from error
+    except EntryNotFoundError as error:
+        raise FriendlyError(f"The model '{name}' has no item catalog (catalog/ in the repo). Push it with "
+                            "`lmrec-hf push`, which uploads the catalog.") from error
+    except (HfHubHTTPError, OSError) as error:
+        raise FriendlyError(f"Could not reach the Hub to load '{name}': {type(error).__name__}. Try again, or "
+                            "use a local checkpoint folder.") from error
+
+
+def load_model(name: str) -> LoadedModel:
+    """Loads (once) the pipeline and the catalog of a repo id or folder."""
+    name = (name or "").strip()
+    if not name:
+        raise FriendlyError("No model given. Type a Hub repo id like org/lmrec-demo or a checkpoint folder.")
+    with _LOAD_LOCK:
+        if name in _MODELS:
+            return _MODELS[name]
+        repo, revision = _split_revision(name)
+        items_path, embeds_path, examples_path = _catalog_paths(repo, revision)
+        from transformers import pipeline
+
+        try:
+            extractor = pipeline("feature-extraction", model=repo, revision=revision, trust_remote_code=True)
+        except (OSError, ValueError) as error:
+            raise FriendlyError(f"Could not load the model '{name}': {str(error).splitlines()[0]}") from error
+        catalog = json.loads(items_path.read_text(encoding="utf-8"))
+        item_embeds = load_file(str(embeds_path))["item_embeds"].float()
+        mean = item_embeds.mean(0)
+        _, _, v = torch.pca_lowrank(item_embeds - mean, q=2, center=False, niter=4)
+        rng = np.random.default_rng(0)
+        n = len(catalog["texts"])
+        map_index = np.sort(rng.choice(n, size=min(n, MAP_POINTS), replace=False))
+        loaded = LoadedModel(name, extractor, catalog["texts"], item_embeds,
+                             json.loads(examples_path.read_text(encoding="utf-8")), mean, v.T.contiguous(),
+                             map_index, threading.Lock())
+        _MODELS[name] = loaded
+        return loaded
+
+
+def parse_history(picked: list[str] | None, typed: str | None) -> list[str]:
+    """The history, oldest first: the picked catalog items, then the typed titles (one per line)."""
+    history = list(picked or []) + [line.strip() for line in (typed or "").splitlines() if line.strip()]
+    if not history:
+        raise FriendlyError("The history is empty. Pick at least one item from the catalog, or type an item title "
+                            "(one per line).")
+    if len(history) > MAX_HISTORY_ITEMS:
+        raise FriendlyError(f"The history has {len(history)} items; this demo takes at most {MAX_HISTORY_ITEMS}. "
+                            "Remove some of the oldest ones.")
+    for number, text in enumerate(history, start=1):
+        if len(text) > MAX_ITEM_CHARS:
+            raise FriendlyError(f"Item {number} is {len(text)} characters long; this demo takes at most "
+                                f"{MAX_ITEM_CHARS} per item. Shorten it to the item's title.")
+    return history
+
+
+def recommend_for(loaded: LoadedModel, history: list[str], top_k: int, exclude_history: bool):
+    with loaded.lock:  # one tokenizer and model, shared by the queue's workers
+        user = torch.tensor(loaded.extractor([history], projection="user")[0])  # W_u z_u
+        feature = loaded.extractor([history])[0]  # z_u
+    scores = loaded.item_embeds @ user
+    seen = {i for i, t in enumerate(loaded.texts) if t in set(history)}
+    if exclude_history and seen:
+        scores[list(seen)] = float("-inf")
+    available = len(loaded.texts) - (len(seen) if exclude_history else 0)
+    if available < 1:
+        raise FriendlyError("Every catalog item is already in the history, so there is nothing left to recommend. "
+                            "Untick 'Leave out items already in the history'.")
+    top_k = int(max(1, min(MAX_TOP_K, top_k, available)))
+    values, index = torch.topk(scores, top_k)
+    rows = [[rank, loaded.texts[i], round(float(v), 4), "yes" if i in seen else ""]
+            for rank, (v, i) in enumerate(zip(values.tolist(), index.tolist()), start=1)]
+    return rows, user, feature, index.tolist(), sorted(seen)
+
+
+def _map(loaded: LoadedModel, user: torch.Tensor, top: list[int], seen: list[int]) -> pd.DataFrame:
+    xy = loaded.project(loaded.item_embeds)
+    marked = set(top) | set(seen)
+    background = [i for i in loaded.map_index.tolist() if i not in marked]
+    frames = [pd.DataFrame({"x": xy[background, 0], "y": xy[background, 1], "kind": "catalog",
+                            "item": [loaded.texts[i] for i in background]})]
+    for kind, index in (("your history", seen), ("recommended", top)):
+        if index:
+            frames.append(pd.DataFrame({"x": xy[index, 0], "y": xy[index, 1], "kind": kind,
+                                        "item": [loaded.texts[i] for i in index]}))
+    # The user vector lives beside the item vectors (scores are dot products): its direction, at the items' mean
+    # length, placed on the same two axes.
+    direction = user / user.norm() * loaded.item_embeds.norm(dim=1).mean()
+    you = loaded.project(direction.unsqueeze(0))
+    frames.append(pd.DataFrame({"x": you[:, 0], "y": you[:, 1], "kind": "you", "item": "your history"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _vector_file(loaded: LoadedModel, history: list[str], user: torch.Tensor, feature) -> str:
+    payload = {"model": loaded.name, "history": history, "user_feature": [round(x, 6) for x in feature],
+               "user_embedding": [round(x, 6) for x in user.tolist()],
+               "note": "user_feature is z_u (the EOS hidden state); user_embedding is W_u z_u, which scores items by "
+                       "dot product with catalog/item_embeddings.safetensors."}
+    handle = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="lmrec_user_", delete=False)
+    with handle:
+        json.dump(payload, handle)
+    return handle.name
+
+
+def recommend(model_name: str, picked: list[str], typed: str, top_k: float, exclude_history: bool):
+    """The Recommend button: (table, map, user-vector file, status)."""
+    try:
+        loaded = load_model(model_name)
+        history = parse_history(picked, typed)
+        rows, user, feature, top, seen = recommend_for(loaded, history, int(top_k), exclude_history)
+    except FriendlyError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    unseen = [t for t in history if t not in set(loaded.texts)]
+    status = (f"{len(history)} items in the history" + (f", {len(unseen)} of them typed titles not in the catalog "
+                                                        "(cold start: they are scored as text)" if unseen else "")
+              + f". Top {len(rows)} of {len(loaded.texts):,} items.")
+    table = pd.DataFrame(rows, columns=["rank", "item", "score", "in history"])
+    return table, _map(loaded, user, top, seen), _vector_file(loaded, history, user, feature), status
+
+
+def switch_model(model_name: str):
+    """The Load button: fills the catalog and the examples for the chosen model."""
+    try:
+        loaded = load_model(model_name)
+    except FriendlyError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    labels = [_example_label(e) for e in loaded.examples]
+    return (gr.update(choices=loaded.texts, value=[]), gr.update(choices=labels, value=None),
+            f"Loaded {loaded.name}: {len(loaded.texts):,} items.")
+
+
+def _example_label(example: dict) -> str:
+    return f"Test user {example['user_id']} ({len(example['history'])} items)"
+
+
+def use_example(model_name: str, label: str | None):
+    if not label:
+        return gr.update(), ""
+    try:
+        loaded = load_model(model_name)
+    except FriendlyError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    for example in loaded.examples:
+        if _example_label(example) == label:
+            return gr.update(value=[t for t in example["history"] if t in set(loaded.texts)]), ""
+    return gr.update(), ""
+
+
+def build_demo(model_name: str = DEFAULT_MODEL) -> gr.Blocks:
+    try:
+        loaded = load_model(model_name)
+        texts, examples, status = loaded.texts, loaded.examples, f"Loaded {loaded.name}: {len(loaded.texts):,} items."
+    except FriendlyError as error:  # the page still opens and says what is wrong
+        texts, examples, status = [], [], f"**Could not load the default model.** {error}"
+    with gr.Blocks(title="LMRec recommendations") as demo:
+        gr.Markdown("# LMRec: recommendations from a history written as text\n"
+                    "Pick items you bought or viewed (oldest first), or type item titles, then **Recommend**. "
+                    "Typed titles need not be in the catalog: everything is text, so new items work too.")
+        with gr.Row():
+            model_box = gr.Textbox(value=model_name, label="Model (Hub repo id or local folder)", scale=4,
+                                   elem_id="model")
+            load_button = gr.Button("Load", scale=1, elem_id="load")
+        with gr.Row():
+            with gr.Column(scale=3):
+                example_box = gr.Dropdown(choices=[_example_label(e) for e in examples],
+                                          label="Start from a real test-split history", value=None,
+                                          elem_id="examples")
+                picked = gr.Dropdown(choices=texts, multiselect=True, filterable=True, value=[],
+                                     label="History from the catalog (type to search)", elem_id="picked")
+                typed = gr.Textbox(lines=3, label="Or type item titles, one per line (added after the picked ones)",
+                                   elem_id="typed")
+                with gr.Row():
+                    top_k = gr.Slider(1, MAX_TOP_K, value=10, step=1, label="How many recommendations",
+                                      elem_id="top_k")
+                    exclude = gr.Checkbox(value=True, label="Leave out items already in the history",
+                                          elem_id="exclude")
+                button = gr.Button("Recommend", variant="primary", elem_id="recommend")
+                status_box = gr.Markdown(status, elem_id="status")
+            with gr.Column(scale=4):
+                table = gr.Dataframe(headers=["rank", "item", "score", "in history"], label="Recommendations",
+                                     elem_id="results", interactive=False)
+                item_map = gr.ScatterPlot(x="x", y="y", color="kind", tooltip=["item", "kind"], height=360,
+                                          color_map=MAP_COLORS,
+                                          label="Item embeddings (PCA) with your position", elem_id="map")
+                vector = gr.File(label="Your user vector (JSON)", elem_id="vector")
+        button.click(recommend, [model_box, picked, typed, top_k, exclude], [table, item_map, vector, status_box],
+                     api_name="recommend")
+        load_button.click(switch_model, [model_box], [picked, example_box, status_box], api_name="load")
+        example_box.change(use_example, [model_box, example_box], [picked, typed], api_name=False)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo
+
+
+if __name__ == "__main__":
+    build_demo().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
