@@ -146,6 +146,21 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
                      protocol, mask_history, negatives, seed, num_negatives)
 
 
+def evaluate_scorer(score_users, data: RecData, split: str = "test", ks=DEFAULT_KS, max_users: int | None = None,
+                    seed: int = 0, protocol: str = "full", mask_history: bool = False,
+                    negatives: np.ndarray | None = None, num_negatives: int = 100) -> dict[str, float]:
+    """
+    The same protocol for any model: `score_users(rows, positions)` returns (len(rows), n_items) scores for the
+    users whose histories are their items before `position` (at most 1,024 users per call). Used by baselines
+    such as the ID transformer.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    rows, positions, targets = _eval_targets(data, split, max_users, seed)
+    return _rank_all(lambda start, stop: score_users(rows[start:stop], positions[start:stop]), data, rows, positions,
+                     targets, ks, protocol, mask_history, negatives, seed, num_negatives)
+
+
 def _rank_all(score_block, data, rows, positions, targets, ks, protocol, mask_history, negatives, seed,
               num_negatives: int = 100) -> dict:
     """Ranks users in blocks of 1,024 (a users x items score block at a time) and reports the metrics."""

@@ -1,0 +1,82 @@
+"""training/reproduce.py: the results generator on fake records, and one toy run of each row kind."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from .test_data import write_unisrec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "training" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake(row, seed, recall, sampled, data="Scientific", parameters=1000):
+    metrics = {"recall@10": recall, "ndcg@10": recall / 2, "recall@50": recall * 2, "ndcg@50": recall}
+    return {"data": data, "data_key": data.lower(), "row": row, "seed": seed, "wall_time_s": 10.0 * seed,
+            "parameters": parameters, "steps": 5, "command": f"python training/reproduce.py run --data x --rows "
+                                                             f"{row} --seeds {seed}",
+            "metrics": {"full-ranking": metrics, "sampled-100": {**metrics, "recall@10": sampled}}}
+
+
+def test_report_tables_mean_std_paper_and_order(reproduce, tmp_path):
+    records = [_fake("LMRec", 1, 0.10, 0.50), _fake("LMRec", 2, 0.12, 0.52), _fake("LMRec-lm", 1, 0.08, 0.60),
+               _fake("LMRec 1.7m", 1, 0.05, 0.4, parameters=300), _fake("LMRec 20m", 1, 0.13, 0.6, parameters=9000)]
+    text, figures = reproduce.render_report(records)
+    assert text.startswith(reproduce.BEGIN) and text.endswith(reproduce.END)
+    assert "| LMRec | 2 | 1,000 | 5 | 0.1100 ± 0.0141 |" in text  # mean ± sample std over two seeds
+    assert "| LMRec-lm | 1 | 1,000 | 5 | 0.0800 |" in text
+    assert "0.1264 / 0.0695 (paper)" in text and "0.0951 / 0.0428 (paper)" in text
+    assert "| ID transformer | not run |" in text
+    # Full ranking puts LMRec first; sampled-100 puts LMRec-lm first: the report says the order moved.
+    assert "By sampled-100: LMRec-lm > LMRec (a different order)" in text
+    assert [name for name, _, _ in figures] == ["Scientific"]
+
+    results_md = tmp_path / "results.md"
+    results_md.write_text(f"# Results\n\nhand-written part\n\n{reproduce.BEGIN}\nold\n{reproduce.END}\ntail\n")
+    (tmp_path / "results").mkdir()
+    reproduce.write_report(records, results_md)
+    written = results_md.read_text()
+    assert "hand-written part" in written and written.rstrip().endswith("tail") and "\nold\n" not in written
+    assert (tmp_path / "results" / "figure4-scientific.png").stat().st_size > 1000
+
+
+def test_save_and_load_records(reproduce, tmp_path):
+    path = reproduce.save_record(_fake("LMRec", 7, 0.1, 0.5), tmp_path)
+    assert path.name == "scientific-lmrec-seed7-steps5.json"
+    assert reproduce.load_records(tmp_path)[0]["seed"] == 7
+
+
+@pytest.mark.parametrize("row", ["Popularity", "ID transformer", "LMRec", "LMRec-lm", "SelfPretrain"])
+def test_each_row_kind_runs_two_steps_on_toy_data(reproduce, row, tmp_path, monkeypatch):
+    toy = write_unisrec(tmp_path / "toy", texts={i: f"item number {i}" for i in range(8)})
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("preset: '1.7m'\nvocab_size: 300\nrec_batch_size: 2\nlm_batch_size: 2\nmax_length: 64\n"
+                      "max_steps: 2\nuse_cpu: true\nlogging_steps: 1\nprefix_pairs: true\nrec_loss_type: softmax\n"
+                      "negatives: shared\n")
+    monkeypatch.setattr(reproduce, "DATASETS", {"toy": {"name": "Toy", "path": str(toy), "recipe": str(recipe)}})
+    monkeypatch.setattr(reproduce, "NEGATIVES", tmp_path / "negatives")
+    monkeypatch.setattr(reproduce, "ID_TRANSFORMER", dict(reproduce.ID_TRANSFORMER, max_steps=2, batch_size=2,
+                                                          n_embd=16, n_layer=1))
+
+    def seven_negatives(data, key):  # a toy catalog of 8 items has only 7 negatives per user
+        from lmrec_hf.evaluation import _eval_targets, draw_sampled_negatives
+
+        _, _, targets = _eval_targets(data, "test", None, 0)
+        return draw_sampled_negatives(len(data.items), targets.tolist(), 7, seed=0)
+
+    monkeypatch.setattr(reproduce, "sampled_negatives", seven_negatives)
+    record = reproduce.run_row("toy", row, seed=1, max_steps=2 if row != "Popularity" else None, work=tmp_path / "w")
+    json.dumps(record)
+    assert record["row"] == row and record["data"] == "Toy" and record["seed"] == 1
+    assert set(record["metrics"]) == {"full-ranking", "sampled-100"}
+    assert record["metrics"]["full-ranking"]["users"] == 3
+    assert f"--rows '{row}'" in record["command"] or f"--rows {row}" in record["command"]
