@@ -41,6 +41,17 @@ def files_to_upload(model_dir: Path) -> list[Path]:
         [model_dir / n for n in OPTIONAL_FILES if (model_dir / n).exists()]
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection and timeout errors of whichever HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in 1.x)."""
+    errors: list[type[BaseException]] = [OSError]
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(__import__(module).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
 def _resolve_token(token: str | None) -> str:
     from huggingface_hub import get_token
 
@@ -147,18 +158,11 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, r
             ) from error
         raise HubPushError(f"The Hub at {endpoint} answered {status} while pushing {repo_id}: {error}. "
                            f"{model_dir} is unchanged.") from error
-    except OSError as error:  # includes the HTTP client's connection errors
+    except _transport_errors() as error:
         raise HubPushError(
             f"Could not reach the Hub at {endpoint} ({type(error).__name__}: {error}). Check the network, or set "
             f"HF_ENDPOINT to a Hub you can reach; nothing was uploaded and {model_dir} is unchanged."
         ) from error
-    except Exception as error:
-        if "connect" in type(error).__name__.lower() or "timeout" in type(error).__name__.lower():
-            raise HubPushError(
-                f"Could not reach the Hub at {endpoint} ({type(error).__name__}: {error}). Check the network, or "
-                f"set HF_ENDPOINT to a Hub you can reach; nothing was uploaded and {model_dir} is unchanged."
-            ) from error
-        raise
     logger.info("Pushed %d files to %s at %s", len(operations), repo_id, info.oid)
     return info.commit_url
 
