@@ -284,7 +284,7 @@ def build_demo(model_name: str = DEFAULT_MODEL) -> gr.Blocks:
         button.click(recommend, [model_box, picked, typed, top_k, exclude], [table, item_map, vector, status_box],
                      api_name="recommend")
         load_button.click(switch_model, [model_box], [picked, example_box, status_box], api_name="load")
-        example_box.change(use_example, [model_box, example_box], [picked, typed], api_name=False)
+        example_box.change(use_example, [model_box, example_box], [picked, typed], api_name="example")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

@@ -137,3 +137,15 @@ def test_eight_concurrent_requests_are_served(space, space_checkpoint):
         results = list(pool.map(lambda job: job.result(timeout=120), jobs))
     for history, result in zip(histories, results):
         assert result[0]["data"] == _recommend(client, str(space_checkpoint), history)[0]["data"]
+
+
+def test_example_histories_come_from_the_test_split(space, space_checkpoint):
+    client, _, _ = space
+    _, examples, _ = client.predict(str(space_checkpoint), api_name="/load")
+    labels = [choice[0] if isinstance(choice, (list, tuple)) else choice for choice in examples["choices"]]
+    assert labels and all(label.startswith("Test user ") for label in labels)
+    picked, typed = client.predict(str(space_checkpoint), labels[0], api_name="/example")
+    stored = json.loads((space_checkpoint / "catalog" / "examples.json").read_text())
+    picked = picked["value"] if isinstance(picked, dict) else picked  # a gr.update comes back as a dict
+    assert picked == next(e["history"] for e in stored if labels[0].startswith(f"Test user {e['user_id']} "))
+    assert typed == ""
