@@ -157,7 +157,8 @@ def recommend_for(loaded: LoadedModel, history: list[str], top_k: int, exclude_h
         user = torch.tensor(loaded.extractor([history], projection="user")[0])  # W_u z_u
         feature = loaded.extractor([history])[0]  # z_u
     scores = loaded.item_embeds @ user
-    seen = {i for i, t in enumerate(loaded.texts) if t in set(history)}
+    in_history = set(history)
+    seen = {i for i, t in enumerate(loaded.texts) if t in in_history}
     if exclude_history and seen:
         scores[list(seen)] = float("-inf")
     available = len(loaded.texts) - (len(seen) if exclude_history else 0)
@@ -208,7 +209,8 @@ def recommend(model_name: str, picked: list[str], typed: str, top_k: float, excl
         rows, user, feature, top, seen = recommend_for(loaded, history, int(top_k), exclude_history)
     except FriendlyError as error:
         raise gr.Error(str(error), print_exception=False) from None
-    unseen = [t for t in history if t not in set(loaded.texts)]
+    catalog = set(loaded.texts)
+    unseen = [t for t in history if t not in catalog]
     status = (f"{len(history)} items in the history" + (f", {len(unseen)} of them typed titles not in the catalog "
                                                         "(cold start: they are scored as text)" if unseen else "")
               + f". Top {len(rows)} of {len(loaded.texts):,} items.")
@@ -240,7 +242,8 @@ def use_example(model_name: str, label: str | None):
         raise gr.Error(str(error), print_exception=False) from None
     for example in loaded.examples:
         if _example_label(example) == label:
-            return gr.update(value=[t for t in example["history"] if t in set(loaded.texts)]), ""
+            catalog = set(loaded.texts)
+            return gr.update(value=[t for t in example["history"] if t in catalog]), ""
     return gr.update(), ""
 
 
