@@ -36,6 +36,8 @@ def test_report_tables_mean_std_paper_and_order(reproduce, tmp_path):
     assert "| LMRec-lm | 1 | 1,000 | 5 | 0.0800 |" in text
     assert "0.1264 / 0.0695 (paper)" in text and "0.0951 / 0.0428 (paper)" in text
     assert "| ID transformer | not run |" in text
+    assert "Not run yet: `python training/reproduce.py run --data scientific --rows Popularity 'ID transformer' " \
+           "'LMRec+agnostic (70% task)' --seeds 42 43 44`" in text
     # Full ranking puts LMRec first; sampled-100 puts LMRec-lm first: the report says the order moved.
     assert "By sampled-100: LMRec-lm > LMRec (a different order)" in text
     assert [name for name, _, _ in figures] == ["Scientific"]

@@ -289,6 +289,11 @@ def render_report(records: list[dict]) -> tuple[str, list[tuple[str, dict]]]:
                 moved = "the same order" if by_full == by_sampled else "a different order"
                 lines += ["", f"Order by full-ranking Recall@10: {' > '.join(by_full)}. By sampled-100: "
                               f"{' > '.join(by_sampled)} ({moved})."]
+            missing = [r for r in rows if (name, r) not in groups]
+            if missing:
+                rows_arg = " ".join(shlex.quote(r) for r in missing)
+                lines += ["", f"Not run yet: `python training/reproduce.py run --data {_slug(name)} --rows "
+                              f"{rows_arg} --seeds 42 43 44`."]
             commands = sorted({r["command"].rsplit(" --seeds", 1)[0] for row in present
                                for r in groups[(name, row)]["records"]})
             if commands:
