@@ -163,6 +163,13 @@ def _handler_for(hub: HubDouble):
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 
+        def _writable_repo(self, repo_id: str) -> dict | None:
+            """The repo for a write, or None once the 401 or 404 answer has been sent."""
+            if not self._authorized():
+                self._error(401, None, "Invalid credentials in Authorization header")
+                return None
+            return self._repo(repo_id)
+
         def _repo(self, repo_id: str, head: bool = False) -> dict | None:
             repo = hub.repos.get(repo_id)
             if repo is None or (repo["private"] and not self._authorized()):
@@ -229,18 +236,14 @@ def _handler_for(hub: HubDouble):
             self._send(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id, "id": repo_id})
 
         def _preupload(self, method: str, repo: str, revision: str) -> None:
-            if not self._authorized():
-                return self._error(401, None, "Invalid credentials in Authorization header")
-            if self._repo(repo) is None:
+            if self._writable_repo(repo) is None:
                 return
             files = json.loads(self._body())["files"]
             self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
                                         "oid": None} for f in files]})
 
         def _commit(self, method: str, repo: str, revision: str) -> None:
-            if not self._authorized():
-                return self._error(401, None, "Invalid credentials in Authorization header")
-            state = self._repo(repo)
+            state = self._writable_repo(repo)
             if state is None:
                 return
             branch = unquote(revision)
@@ -271,9 +274,7 @@ def _handler_for(hub: HubDouble):
                              "pullRequestUrl": None})
 
         def _create_branch(self, method: str, repo: str, branch: str) -> None:
-            if not self._authorized():
-                return self._error(401, None, "Invalid credentials in Authorization header")
-            state = self._repo(repo)
+            state = self._writable_repo(repo)
             if state is None:
                 return
             branch = unquote(branch)
