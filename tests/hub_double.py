@@ -170,6 +170,17 @@ def _handler_for(hub: HubDouble):
                 return None
             return self._repo(repo_id)
 
+        def _snapshot(self, repo_id: str, revision: str, head: bool = False) -> tuple[dict, str] | None:
+            """(repo, commit oid) for a read at `revision`, or None once the 404 answer has been sent."""
+            state = self._repo(repo_id, head=head)
+            if state is None:
+                return None
+            oid = hub.resolve_revision(state, revision)
+            if oid is None:
+                self._error(404, "RevisionNotFound", f"Invalid rev id: {unquote(revision)}", head=head)
+                return None
+            return state, oid
+
         def _repo(self, repo_id: str, head: bool = False) -> dict | None:
             repo = hub.repos.get(repo_id)
             if repo is None or (repo["private"] and not self._authorized()):
@@ -288,24 +299,20 @@ def _handler_for(hub: HubDouble):
             self._send(200, {})
 
         def _model_info(self, method: str, repo: str, revision: str = "main") -> None:
-            state = self._repo(repo)
-            if state is None:
+            snapshot = self._snapshot(repo, revision)
+            if snapshot is None:
                 return
-            oid = hub.resolve_revision(state, revision)
-            if oid is None:
-                return self._error(404, "RevisionNotFound", f"Invalid rev id: {unquote(revision)}")
+            state, oid = snapshot
             files = state["commits"][oid]["files"]
             self._send(200, {"id": repo, "modelId": repo, "sha": oid, "private": state["private"],
                              "siblings": [{"rfilename": name} for name in sorted(files)], "tags": [],
                              "lastModified": "2026-01-01T00:00:00.000Z", "disabled": False, "gated": False})
 
         def _tree(self, method: str, repo: str, revision: str, folder: str | None = None) -> None:
-            state = self._repo(repo)
-            if state is None:
+            snapshot = self._snapshot(repo, revision)
+            if snapshot is None:
                 return
-            oid = hub.resolve_revision(state, revision)
-            if oid is None:
-                return self._error(404, "RevisionNotFound", f"Invalid rev id: {unquote(revision)}")
+            state, oid = snapshot
             prefix = unquote(folder).rstrip("/") + "/" if folder else ""
             entries, folders = [], set()
             for name, sha in sorted(state["commits"][oid]["files"].items()):
@@ -322,12 +329,10 @@ def _handler_for(hub: HubDouble):
 
         def _resolve(self, method: str, repo: str, revision: str, filename: str) -> None:
             head = method == "HEAD"
-            state = self._repo(repo, head=head)
-            if state is None:
+            snapshot = self._snapshot(repo, revision, head=head)
+            if snapshot is None:
                 return
-            oid = hub.resolve_revision(state, revision)
-            if oid is None:
-                return self._error(404, "RevisionNotFound", f"Invalid rev id: {unquote(revision)}", head=head)
+            state, oid = snapshot
             sha = state["commits"][oid]["files"].get(unquote(filename))
             if sha is None:
                 return self._error(404, "EntryNotFound", f"{unquote(filename)} does not exist at {oid}", head=head)
