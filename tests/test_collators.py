@@ -166,3 +166,25 @@ def test_logq_counts_training_targets_only(toy, tokenizer):
     assert np.allclose(collator.target_share, expected)
     batch = collator([{"kind": "rec", "index": 0, "user_row": 0, "position": 3}])
     assert batch["rec_log_q"].shape == (batch["item_input_ids"].shape[0],)
+
+
+def test_items_are_cut_from_the_right_to_item_max_length(toy, tokenizer):
+    """A capped item keeps its first tokens (the title) and its EOS; histories keep their own left cut."""
+    long_text = "blue ceramic mug. kitchen dining mugs cups saucers brand unknown red green"
+    toy.item_texts[0] = long_text
+    dataset = JointDataset(train_pairs(toy), None)
+    collator = LMRecCollator(tokenizer, toy, num_negatives=0, negatives="shared", seed=0, item_max_length=6)
+    batch = collator(_examples(dataset, [("rec", 4)]))  # target item 0
+    full = tokenizer(format_item(long_text)).input_ids
+    assert len(full) > 6 and batch["item_input_ids"].shape[1] == 6
+    row = batch["item_input_ids"][0][batch["item_attention_mask"][0].bool()].tolist()
+    assert row == full[:5] + [tokenizer.eos_token_id]
+    uncapped = LMRecCollator(tokenizer, toy, num_negatives=0, negatives="shared", seed=0)
+    assert uncapped(_examples(dataset, [("rec", 4)]))["item_input_ids"].shape[1] == len(full)
+
+
+def test_tokenize_items_rejects_a_cap_without_room_for_the_eos(tokenizer):
+    from lmrec_hf.formatting_lmrec import tokenize_items
+
+    with pytest.raises(ValueError, match="at least 2"):
+        tokenize_items(tokenizer, ["red mug."], max_length=1)

@@ -64,3 +64,9 @@ def test_non_positive_sizes(field, value):
 def test_negative_lambda():
     with pytest.raises(ValueError, match=r"`rec_loss_weight` \(λ\) must be >= 0, got -0\.1"):
         LMRecConfig(rec_loss_weight=-0.1)
+
+
+@pytest.mark.parametrize("value", [1, 0, 2.5])
+def test_bad_item_max_length(value):
+    with pytest.raises(ValueError, match=rf"`item_max_length` must be None or an integer >= 2 .*got {value}"):
+        LMRecConfig(item_max_length=value)

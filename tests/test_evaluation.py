@@ -137,3 +137,34 @@ def test_embed_texts_keeps_input_order(model, tokenizer, projection):
         expected = torch.cat([model.embed(tokenizer(t, return_tensors="pt").input_ids, projection=projection)
                               for t in texts])
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_items_are_encoded_with_the_checkpoints_item_max_length(tmp_path, model, tokenizer):
+    """evaluate_model, the catalog and the pipeline all read `item_max_length` from the config and cut items from the
+    right: the title stays, the EOS is kept."""
+    from transformers import pipeline
+
+    from lmrec_hf import format_item
+    from lmrec_hf.catalog import build_catalog
+    from lmrec_hf.data import load_unisrec
+    from lmrec_hf.evaluation import encode_items
+
+    long_text = "blue ceramic mug. kitchen dining mugs cups saucers brand unknown red green"
+    texts = {i: long_text if i == 0 else f"item {i} text" for i in range(8)}
+    data = load_unisrec(write_unisrec(tmp_path / "toy", texts=texts))
+    model.config.item_max_length = 5
+    ids = tokenizer(format_item(long_text)).input_ids
+    cut = torch.tensor([ids[:4] + [tokenizer.eos_token_id]])
+    expected = model.embed(cut, projection="item")[0]
+    assert len(ids) > 5
+    assert torch.allclose(encode_items(model, tokenizer, data)[0], expected, atol=1e-5)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    fe = pipeline("feature-extraction", model=str(tmp_path / "m"), trust_remote_code=True)
+    assert torch.allclose(fe([format_item(long_text)], projection="item", return_tensors=True)[0], expected,
+                          atol=1e-5)
+    from safetensors.torch import load as load_safetensors
+
+    files = build_catalog(model, tokenizer, data)
+    assert torch.allclose(load_safetensors(files["catalog/item_embeddings.safetensors"])["item_embeds"][0],
+                          expected, atol=1e-5)

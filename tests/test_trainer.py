@@ -60,6 +60,16 @@ def test_two_steps_in_each_mode(toy, tokenizer, tmp_path, mode, negatives):
     assert ("user_projection.weight" in changed) == (mode != "lm_only")
 
 
+def test_item_max_length_is_saved_in_the_config(toy, tokenizer, tmp_path):
+    model = _model(tokenizer)
+    trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode="rec_only", item_max_length=4), tokenizer, toy,
+                                     eval_split=None)
+    assert model.config.item_max_length == 4 and trainer.data_collator.item_max_length == 4
+    trainer.train()
+    model.save_pretrained(tmp_path / "saved")
+    assert LMRecConfig.from_pretrained(tmp_path / "saved").item_max_length == 4
+
+
 def test_softmax_loss_option(toy, tokenizer, tmp_path):
     model = _model(tokenizer)
     trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode="rec_only", negatives="shared",
@@ -144,6 +154,7 @@ def test_early_stopping_on_rec_validation_loss(toy, tokenizer, tmp_path):
     ("num_negatives", -1, r"must be >= 0, got -1"),
     ("rec_loss_weight", -1.0, r"`rec_loss_weight` \(λ\) must be >= 0, got -1.0"),
     ("rec_loss_weight_min_ratio", 2.0, r"must be in \[0, 1\], got 2.0"),
+    ("item_max_length", 1, r"`item_max_length` must be None or at least 2 \(a token and the EOS\), got 1"),
 ])
 def test_bad_arguments(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):

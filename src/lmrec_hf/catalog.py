@@ -22,7 +22,7 @@ EXAMPLES_FILE = f"{CATALOG_DIR}/examples.json"
 
 
 def build_catalog(model, tokenizer, data: RecData, n_examples: int = 5, max_example_items: int = 8,
-                  seed: int = 0, max_length: int = 128) -> dict[str, bytes]:
+                  seed: int = 0, max_length: int | None = None) -> dict[str, bytes]:
     """
     The catalog files as {path in the repo: bytes}. Examples are test-split histories of `seed`-chosen users, their
     last `max_example_items` items, with the held-out target beside them.

@@ -10,7 +10,7 @@ from datasets import Dataset
 from torch.utils.data import Sampler
 
 from .data import RecData, split_sequences
-from .formatting_lmrec import clean_item_text, format_history, format_item
+from .formatting_lmrec import clean_item_text, format_history, format_item, tokenize_items
 
 NEGATIVE_LAYOUTS = ("per_user", "shared")
 
@@ -112,6 +112,8 @@ class LMRecCollator:
     user's own items are not used as its negatives (label -1, ignored by the loss).
     `lm_on_users=True` adds LM labels for the user histories (`user_labels`), so one forward serves L1 and L2.
     Evaluation examples (kind "rec_eval") always use the EOS feature alone.
+    Item texts are cut to `item_max_length` tokens from the right (title kept, see `tokenize_items`); `None` means
+    `max_length`. Histories are cut to `max_length` from the left.
 
     `negatives="per_user"` is the paper's layout: each user scored against its target and its own K negatives
     (`rec_labels` of shape (B, 1+K)). `negatives="shared"` encodes each distinct item of the batch once (targets and
@@ -131,6 +133,7 @@ class LMRecCollator:
         prefix_pairs: bool = False,
         lm_on_users: bool = False,
         logq_correction: bool = False,
+        item_max_length: int | None = None,
     ):
         if negatives not in NEGATIVE_LAYOUTS:
             raise ValueError(f"negatives must be one of {NEGATIVE_LAYOUTS}, got {negatives!r}.")
@@ -141,6 +144,7 @@ class LMRecCollator:
         self.item_texts = data.item_texts
         self.n_items = len(self.item_texts)
         self.max_length = max_length
+        self.item_max_length = item_max_length or max_length
         self.max_history_items = max_history_items
         self.num_negatives = num_negatives
         self.negatives = negatives
@@ -158,6 +162,10 @@ class LMRecCollator:
 
     def _encode(self, texts: list[str]) -> dict:
         return self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+
+    def _encode_items(self, item_rows: list[int]) -> dict:
+        return tokenize_items(self.tokenizer, [format_item(self.item_texts[i]) for i in item_rows],
+                              self.item_max_length)
 
     def history_text(self, user_row: int, position: int) -> str:
         items = self.sequences[user_row][max(0, position - self.max_history_items):position]
@@ -219,7 +227,7 @@ class LMRecCollator:
             # false negatives): -1 marks them ignored, then each prefix gets its one positive.
             labels[row, :, torch.tensor([column[t] for t in set(tgt)])] = -1.0
             labels[row, torch.arange(len(tgt)), torch.tensor([column[t] for t in tgt])] = 1.0
-        items = self._encode([format_item(self.item_texts[i]) for i in item_rows])
+        items = self._encode_items(item_rows)
         extras = {}
         if self.logq_correction:
             n_targets = sum(len(t) for t in rows_targets)
@@ -252,7 +260,7 @@ class LMRecCollator:
             column = {item: c for c, item in enumerate(item_rows)}
             labels = torch.zeros(len(examples), len(item_rows))
             labels[torch.arange(len(examples)), torch.tensor([column[t] for t in targets])] = 1.0
-        items = self._encode([format_item(self.item_texts[i]) for i in item_rows])
+        items = self._encode_items(item_rows)
         return {
             "user_input_ids": users["input_ids"],
             "user_attention_mask": users["attention_mask"],

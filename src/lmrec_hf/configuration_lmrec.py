@@ -55,6 +55,9 @@ class LMRecConfig(PretrainedConfig):
         rec_loss_type (`str`, *optional*, defaults to `"bce"`):
             `"bce"`, the paper's binary cross-entropy of sigmoid(<W_u z_u, W_i z_i>) per pair, or `"softmax"`, a
             cross-entropy over each user's row of scores with its one positive (a CPU-budget option, not the paper's).
+        item_max_length (`int`, *optional*, defaults to `None`):
+            Tokens an item text is encoded with, cut from the right (the title stays) with the EOS kept. Training
+            and evaluation read it from here; `None` means 128 at evaluation and the history length in training.
         bos_token_id, eos_token_id, pad_token_id (`int`, *optional*):
             Special token ids. `eos_token_id` marks where user and item features are read.
 
@@ -94,6 +97,7 @@ class LMRecConfig(PretrainedConfig):
         rec_loss_weight=0.01,
         projection_dim=None,
         rec_loss_type="bce",
+        item_max_length=None,
         use_cache=True,
         bos_token_id=None,
         eos_token_id=0,
@@ -121,7 +125,13 @@ class LMRecConfig(PretrainedConfig):
             )
         if rec_loss_type not in REC_LOSS_TYPES:
             raise ValueError(f"LMRecConfig: `rec_loss_type` must be one of {REC_LOSS_TYPES}, got {rec_loss_type!r}.")
+        if item_max_length is not None and (not isinstance(item_max_length, int) or item_max_length < 2):
+            raise ValueError(
+                f"LMRecConfig: `item_max_length` must be None or an integer >= 2 (a token and the EOS), got "
+                f"{item_max_length!r}."
+            )
         self.rec_loss_type = rec_loss_type
+        self.item_max_length = item_max_length
         self.vocab_size = vocab_size
         self.n_positions = n_positions
         self.n_embd = n_embd

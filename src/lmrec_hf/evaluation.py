@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import RecData, eval_pairs, split_sequences
-from .formatting_lmrec import format_history, format_item
+from .formatting_lmrec import format_history, format_item, tokenize_items
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +85,14 @@ def rank_targets(scores: torch.Tensor, targets: torch.Tensor, histories: list[li
 
 
 def embed_texts(model, tokenizer, texts: list[str], projection: str | None, batch_size: int = 64,
-                max_length: int = 256, desc: str = "encoding") -> torch.Tensor:
+                max_length: int = 256, desc: str = "encoding", cut: str = "left") -> torch.Tensor:
     """
     `model.embed` over many texts, in batches sorted by length (little padding), returned in the input order: W_u z
     (`projection="user"`), W_i z (`"item"`) or z (`None`). Only these vectors are kept, never hidden states.
+    `cut="left"` truncates like a history (the end stays), `"right"` like an item (the title stays, EOS kept).
     """
+    if cut not in ("left", "right"):
+        raise ValueError(f"embed_texts: cut must be 'left' or 'right', got {cut!r}.")
     lengths = [len(t) for t in texts]
     order = np.argsort(lengths, kind="stable")
     width = model.config.n_embd if projection is None else model.config.projection_dim
@@ -98,17 +101,27 @@ def embed_texts(model, tokenizer, texts: list[str], projection: str | None, batc
     with torch.no_grad():
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False):
             index = order[start:start + batch_size]
-            enc = tokenizer([texts[i] for i in index], truncation=True, max_length=max_length, padding=True,
-                            return_tensors="pt").to(device)
+            chunk = [texts[i] for i in index]
+            enc = (tokenize_items(tokenizer, chunk, max_length) if cut == "right" else
+                   tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt"))
+            enc = enc.to(device)
             out[torch.as_tensor(index)] = model.embed(enc["input_ids"], enc["attention_mask"],
                                                       projection=projection).float().cpu()
     return out
 
 
-def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_length: int = 128) -> torch.Tensor:
-    """W_i z_i for every catalog item, row i = item index i."""
+def item_length(model, max_length: int = 128) -> int:
+    """The tokens an item text is encoded with: the checkpoint's `item_max_length`, else `max_length`."""
+    return min(getattr(model.config, "item_max_length", None) or max_length, model.config.n_positions)
+
+
+def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_length: int | None = None) -> torch.Tensor:
+    """
+    W_i z_i for every catalog item, row i = item index i. Items are cut from the right to `max_length` tokens;
+    `None` means the checkpoint's `item_max_length`, else 128.
+    """
     return embed_texts(model, tokenizer, [format_item(t) for t in data.item_texts], "item", batch_size,
-                       max_length, "encoding items")
+                       max_length or item_length(model), "encoding items", cut="right")
 
 
 def _eval_targets(data: RecData, split: str, max_users: int | None, seed: int):
@@ -140,7 +153,7 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
     sequences, texts = data.sequences, data.item_texts
     histories = [format_history([texts[i] for i in sequences[r][max(0, p - max_history_items):p]])
                  for r, p in zip(rows, positions)]
-    items = encode_items(model, tokenizer, data, max_length=min(max_length, 128))
+    items = encode_items(model, tokenizer, data, max_length=item_length(model, min(max_length, 128)))
     users = embed_texts(model, tokenizer, histories, "user", batch_size, max_length, "encoding users")
     return _rank_all(lambda start, stop: users[start:stop] @ items.T, data, rows, positions, targets, ks,
                      protocol, mask_history, negatives, seed, num_negatives)

@@ -59,3 +59,22 @@ def format_item(text: str) -> str:
     ```
     """
     return format_history([text])
+
+
+def tokenize_items(tokenizer, texts: list[str], max_length: int, return_tensors: str = "pt") -> dict:
+    """
+    Tokenizes formatted item texts for the item encoder, each cut to `max_length` tokens from the right, so the
+    title (which comes first) stays and the trailing categories and brand go; the EOS, where z_i is read, is kept.
+    Histories are cut from the left instead (the most recent items stay). Rows are padded to the longest.
+
+    Example:
+    ```python
+    >>> batch = tokenize_items(tokenizer, [format_item("Digital caliper")], max_length=32)
+    >>> batch["input_ids"][0, -1] == tokenizer.eos_token_id
+    ```
+    """
+    if max_length < 2:
+        raise ValueError(f"tokenize_items: max_length must be at least 2 (a token and the EOS), got {max_length}.")
+    ids = tokenizer(list(texts))["input_ids"]
+    ids = [row if len(row) <= max_length else row[: max_length - 1] + row[-1:] for row in ids]
+    return tokenizer.pad({"input_ids": ids}, padding=True, return_tensors=return_tensors)

@@ -32,8 +32,9 @@ DATA_NOTES = {
 # The training arguments the card reports, in this order.
 TRAINING_KEYS = ("mode", "rec_loss_weight", "rec_loss_weight_schedule", "rec_loss_type", "negatives",
                  "num_negatives", "learning_rate", "max_steps", "steps", "lm_batch_size", "rec_batch_size",
-                 "max_length", "max_history_items", "weight_decay", "warmup_steps", "max_grad_norm", "seed",
-                 "world_size", "train_time_s", "final_lm_loss", "final_rec_loss", "best_eval_loss")
+                 "max_length", "max_history_items", "item_max_length", "weight_decay", "warmup_steps",
+                 "max_grad_norm", "seed", "world_size", "train_time_s", "final_lm_loss", "final_rec_loss",
+                 "best_eval_loss")
 OPTION_KEYS = ("prefix_pairs", "lm_on_rec_histories", "logq_correction")
 
 

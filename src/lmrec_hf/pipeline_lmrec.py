@@ -6,7 +6,7 @@ Ships to the Hub as custom code; a checkpoint's `custom_pipelines` routes the "f
 import torch
 from transformers import Pipeline
 
-from .formatting_lmrec import format_history
+from .formatting_lmrec import format_history, tokenize_items
 
 
 class LMRecFeatureExtractionPipeline(Pipeline):
@@ -16,7 +16,9 @@ class LMRecFeatureExtractionPipeline(Pipeline):
 
     Each input is a formatted text or a list of item texts (one history, oldest first). As everywhere in
     transformers, a list is a batch: one history alone is `extractor([history])`. Histories longer than the
-    model's `n_positions` are truncated from the left, keeping the most recent items and the EOS.
+    model's `n_positions` are truncated from the left, keeping the most recent items and the EOS. With
+    `projection="item"` an input is cut from the right instead, to the checkpoint's `item_max_length` (else 128)
+    tokens, as training, evaluation and the catalog encode items: the title stays.
 
     Example:
     ```python
@@ -41,11 +43,12 @@ class LMRecFeatureExtractionPipeline(Pipeline):
             if projection not in ("user", "item"):
                 raise ValueError(f"projection must be 'user', 'item' or None, got {projection!r}.")
             forward_params["projection"] = projection
+            preprocess_params["projection"] = projection
         if return_tensors is not None:
             postprocess_params["return_tensors"] = return_tensors
         return preprocess_params, forward_params, postprocess_params
 
-    def preprocess(self, inputs, max_length=None):
+    def preprocess(self, inputs, max_length=None, projection=None):
         if isinstance(inputs, str):
             text = inputs
         elif isinstance(inputs, (list, tuple)):
@@ -56,8 +59,12 @@ class LMRecFeatureExtractionPipeline(Pipeline):
                 f"{type(inputs).__name__}: {inputs!r}."
             )
         limit = self.model.config.n_positions
-        max_length = min(max_length or limit, limit)
-        encoded = self.tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
+        if projection == "item":
+            limit = min(getattr(self.model.config, "item_max_length", None) or 128, limit)
+            encoded = tokenize_items(self.tokenizer, [text], min(max_length or limit, limit))
+        else:
+            max_length = min(max_length or limit, limit)
+            encoded = self.tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
         if encoded["input_ids"].shape[-1] == 0 or encoded["input_ids"][0, -1] != self.model.config.eos_token_id:
             raise ValueError(
                 "The tokenizer did not end the text with the model's EOS token "

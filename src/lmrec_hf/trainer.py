@@ -58,9 +58,12 @@ class LMRecTrainer(Trainer):
         """Builds the datasets, the collator and early stopping from a `RecData` and the arguments."""
         use_rec = args.mode != "lm_only"
         use_lm = args.mode != "rec_only" and args.lm_batch_size > 0
+        if args.item_max_length is not None:  # the checkpoint records it, so evaluation encodes items the same way
+            model.config.item_max_length = args.item_max_length
         collator = LMRecCollator(tokenizer, data, max_length=args.max_length, max_history_items=args.max_history_items,
                                  num_negatives=args.num_negatives, negatives=args.negatives, seed=args.seed,
                                  prefix_pairs=args.prefix_pairs, logq_correction=args.logq_correction,
+                                 item_max_length=getattr(model.config, "item_max_length", None),
                                  lm_on_users=args.lm_on_rec_histories and args.mode == "joint")
         if use_lm and lm_texts is None:
             raise ValueError(f"mode={args.mode!r} trains the LM loss, so it needs `lm_texts`.")

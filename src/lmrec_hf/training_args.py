@@ -74,6 +74,12 @@ class LMRecTrainingArguments(TrainingArguments):
     )
     max_length: int = field(default=256, metadata={"help": "Tokens per history (left-truncated, keeps EOS)."})
     max_history_items: int = field(default=50, metadata={"help": "Most recent items kept before tokenizing."})
+    item_max_length: int | None = field(
+        default=None,
+        metadata={"help": "Option, not in the paper: tokens per item text, cut from the right so the title stays "
+                          "(the EOS is kept). Saved in the model config, so evaluation and the catalog use it too. "
+                          "None: max_length in training, 128 at evaluation."},
+    )
     early_stopping_patience_steps: int = field(
         default=100, metadata={"help": "Stop when the rec validation loss has not improved for this many steps "
                                        "(0 turns early stopping off). Needs eval_strategy='steps'."}
@@ -104,6 +110,9 @@ class LMRecTrainingArguments(TrainingArguments):
         for name in ("rec_batch_size", "max_length", "max_history_items"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"LMRecTrainingArguments: `{name}` must be positive, got {getattr(self, name)}.")
+        if self.item_max_length is not None and self.item_max_length < 2:
+            raise ValueError("LMRecTrainingArguments: `item_max_length` must be None or at least 2 (a token and the "
+                             f"EOS), got {self.item_max_length}.")
         if self.lm_batch_size < 0 or (self.lm_batch_size == 0 and self.mode == "lm_only"):
             raise ValueError(f"LMRecTrainingArguments: `lm_batch_size` must be positive in mode={self.mode!r}, "
                              f"got {self.lm_batch_size}.")
