@@ -57,6 +57,22 @@ def test_batch_sampler_is_deterministic_per_epoch():
     assert list(a) != list(b)
 
 
+def test_batch_sampler_groups_rec_pairs_by_length():
+    lengths = np.random.default_rng(1).integers(1, 1000, size=103)
+    sampler = JointBatchSampler(103, 2, 4, 1, seed=0, rec_lengths=lengths, group_batches=5)
+    batches = [[i for kind, i in b if kind == "rec"] for b in sampler]
+    assert len(batches) == len(sampler) == 26
+    assert sorted(i for b in batches for i in b) == list(range(103))  # each pair once per epoch
+    # within a group of 5 batches (20 pairs) lengths are sorted, so a batch spans far less than a random one
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches if len(b) == 4])
+    plain = [[i for kind, i in b if kind == "rec"] for b in JointBatchSampler(103, 2, 4, 1, seed=0)]
+    assert spread < 0.5 * np.mean([lengths[b].max() - lengths[b].min() for b in plain if len(b) == 4])
+    again = JointBatchSampler(103, 2, 4, 1, seed=0, rec_lengths=lengths, group_batches=5)
+    assert list(again) == list(sampler)  # seeded: every DDP rank builds the same batches
+    with pytest.raises(ValueError, match=r"rec_lengths needs one length per rec pair \(103\), got 3"):
+        JointBatchSampler(103, 0, 4, 0, rec_lengths=[1, 2, 3])
+
+
 def test_batch_sampler_lm_only_and_errors():
     assert len(JointBatchSampler(0, 9, 4, 4, seed=0)) == 3
     with pytest.raises(ValueError, match="both the rec pairs and the LM texts are empty"):

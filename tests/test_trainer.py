@@ -70,6 +70,17 @@ def test_item_max_length_is_saved_in_the_config(toy, tokenizer, tmp_path):
     assert LMRecConfig.from_pretrained(tmp_path / "saved").item_max_length == 4
 
 
+def test_group_by_length_batches_rec_pairs_of_similar_history_length(toy, tokenizer, tmp_path):
+    model = _model(tokenizer)
+    args = _args(tmp_path, mode="rec_only", train_sampling_strategy="group_by_length", eval_strategy="steps",
+                 eval_steps=1, early_stopping_patience_steps=0)
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy)
+    sampler = trainer.get_train_dataloader().batch_sampler
+    assert sampler.rec_lengths is not None and len(sampler.rec_lengths) == len(trainer.train_dataset)
+    trainer.train()  # the validation loss runs too, in order (no LengthGroupedSampler over rec-eval examples)
+    assert any("eval_loss" in h for h in trainer.state.log_history)
+
+
 def test_softmax_loss_option(toy, tokenizer, tmp_path):
     model = _model(tokenizer)
     trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode="rec_only", negatives="shared",

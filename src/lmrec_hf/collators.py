@@ -52,9 +52,15 @@ class JointBatchSampler(Sampler):
     own seeded permutation per epoch. An epoch is one pass over the rec pairs (over the LM texts when there are no
     rec pairs); the LM stream cycles. The schedule depends only on (seed, epoch), so every DDP rank builds the same
     one and a resumed run skips to the same place.
+
+    `rec_lengths` (one number per rec pair, e.g. its history's length) groups rec pairs of similar length into the
+    same batch, as transformers' `group_by_length` does: the epoch's permutation is cut into groups of
+    `group_batches` batches, each group sorted by length and cut into batches, and the batch order is shuffled.
+    Rec batches then carry less padding. Every pair is still used once per epoch.
     """
 
-    def __init__(self, n_rec: int, n_lm: int, rec_batch_size: int, lm_batch_size: int, seed: int = 42):
+    def __init__(self, n_rec: int, n_lm: int, rec_batch_size: int, lm_batch_size: int, seed: int = 42,
+                 rec_lengths=None, group_batches: int = 50):
         if n_rec == 0 and n_lm == 0:
             raise ValueError("JointBatchSampler: both the rec pairs and the LM texts are empty; nothing to train on.")
         if (n_rec > 0 and rec_batch_size <= 0) or (n_lm > 0 and lm_batch_size <= 0):
@@ -66,6 +72,11 @@ class JointBatchSampler(Sampler):
         self.rec_batch_size = rec_batch_size if n_rec else 0
         self.lm_batch_size = lm_batch_size if n_lm else 0
         self.batch_size = self.rec_batch_size + self.lm_batch_size  # read by accelerate's batch-sampler sharding
+        if rec_lengths is not None and len(rec_lengths) != n_rec:
+            raise ValueError(f"JointBatchSampler: rec_lengths needs one length per rec pair ({n_rec}), got "
+                             f"{len(rec_lengths)}.")
+        self.rec_lengths = None if rec_lengths is None else np.asarray(rec_lengths)
+        self.group_batches = group_batches
         self.seed = seed
         self.epoch = 0
 
@@ -81,16 +92,29 @@ class JointBatchSampler(Sampler):
         rng = np.random.default_rng([self.seed, self.epoch])
         rec_order = rng.permutation(self.n_rec) if self.n_rec else None
         lm_order = rng.permutation(self.n_lm) if self.n_lm else None
+        if self.n_rec:
+            rec_batches = [rec_order[i:i + self.rec_batch_size] for i in range(0, self.n_rec, self.rec_batch_size)]
+            if self.rec_lengths is not None:
+                rec_batches = self._grouped(rec_order, rng)
         for step in range(len(self)):
             keys = []
             if self.n_rec:
-                chunk = rec_order[step * self.rec_batch_size:(step + 1) * self.rec_batch_size]
+                chunk = rec_batches[step]
                 keys += [("rec", int(i)) for i in chunk]
             if self.n_lm:
                 start = step * self.lm_batch_size
                 chunk = [lm_order[(start + j) % self.n_lm] for j in range(self.lm_batch_size)]
                 keys += [("lm", int(i)) for i in chunk]
             yield keys
+
+    def _grouped(self, order: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        size = self.rec_batch_size * self.group_batches
+        batches = []
+        for start in range(0, len(order), size):
+            group = order[start:start + size]
+            group = group[np.argsort(-self.rec_lengths[group], kind="stable")]
+            batches += [group[i:i + self.rec_batch_size] for i in range(0, len(group), self.rec_batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _covering_run(spans: np.ndarray, token: int, char: int) -> int:

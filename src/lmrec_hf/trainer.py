@@ -6,7 +6,7 @@ import math
 
 import torch
 from datasets import Dataset
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, SequentialSampler
 from transformers import EarlyStoppingCallback, Trainer
 
 from .collators import JointBatchSampler, JointDataset, LMRecCollator
@@ -89,11 +89,23 @@ class LMRecTrainer(Trainer):
         dataset: JointDataset = self.train_dataset
         n_rec = len(dataset.rec_pairs) if dataset.rec_pairs is not None else 0
         n_lm = len(dataset.lm_texts) if dataset.lm_texts is not None else 0
+        lengths = None
+        if self.args.train_sampling_strategy == "group_by_length" and n_rec:
+            # each pair's history length in characters, a proxy for its tokens
+            rows, positions = dataset._rec
+            lengths = [len(self.data_collator.history_text(r, p)) for r, p in zip(rows, positions)]
         sampler = JointBatchSampler(n_rec, n_lm, self.args.rec_batch_size, self.args.lm_batch_size,
-                                    seed=self.args.seed)
+                                    seed=self.args.seed, rec_lengths=lengths)
         loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
                             num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
         return self.accelerator.prepare(loader)
+
+    def _get_eval_sampler(self, eval_dataset):
+        # `train_sampling_strategy="group_by_length"` groups the rec training pairs (above). Evaluation order does not
+        # change the loss, and transformers' LengthGroupedSampler cannot read lengths from rec-eval examples.
+        if self.args.train_sampling_strategy == "group_by_length":
+            return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+        return super()._get_eval_sampler(eval_dataset)
 
     # -- loss -----------------------------------------------------------------------------------------------------
 
