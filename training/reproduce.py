@@ -156,6 +156,9 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
     path = spec["path"] if spec["path"] == "online-retail" else str(ROOT / spec["path"])
     data = load_data(resolve_data_path(path))
     negatives = sampled_negatives(data, data_key)
+    from lmrec_hf.model_card import git_commit
+
+    commit = git_commit()  # the code this run imported; a commit made while it runs is not it
     start = time.time()
     out = work / f"{data_key}-{_slug(row)}-seed{seed}"
     if kind == "popularity":
@@ -201,13 +204,11 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
         record["steps"] = {"lm_only": pretrain["steps"], "rec_only": record["steps"]}
     else:
         raise ValueError(f"unknown row kind {kind!r}")
-    from lmrec_hf.model_card import git_commit
-
     command = ["python", "training/reproduce.py", "run", "--data", data_key, "--rows", row, "--seeds", str(seed)]
     if max_steps:
         command += ["--max-steps", str(max_steps)]
     return {"data": spec["name"], "data_key": data_key, "row": row, "kind": kind, "seed": seed, "split": "test",
-            "mask_history": False, "wall_time_s": round(time.time() - start, 1), "git_commit": git_commit(),
+            "mask_history": False, "wall_time_s": round(time.time() - start, 1), "git_commit": commit,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": "2-core CPU",
             "command": shlex.join(command), **record}
 
