@@ -42,8 +42,9 @@ def test_report_tables_mean_std_paper_and_order(reproduce, tmp_path):
     assert "By sampled-100: LMRec-lm > LMRec (a different order)" in text
     assert [name for name, _, _ in figures] == ["Scientific"]
     # A table limited to some data sets (the item text cap, Scientific only) is not printed for the others.
-    assert "### Item texts cut to 32 tokens (an option, not the paper's), Scientific" in text
-    assert "cut to 32 tokens (an option, not the paper's), OR" not in text
+    assert ("### Cheaper steps: item texts cut to 32 tokens, batches grouped by history length (options, not the "
+            "paper's), Scientific") in text
+    assert "grouped by history length (options, not the paper's), OR" not in text
 
     results_md = tmp_path / "results.md"
     results_md.write_text(f"# Results\n\nhand-written part\n\n{reproduce.BEGIN}\nold\n{reproduce.END}\ntail\n")
