@@ -33,8 +33,8 @@ DATA_NOTES = {
 TRAINING_KEYS = ("mode", "rec_loss_weight", "rec_loss_weight_schedule", "rec_loss_type", "negatives",
                  "num_negatives", "learning_rate", "max_steps", "steps", "lm_batch_size", "rec_batch_size",
                  "max_length", "max_history_items", "item_max_length", "weight_decay", "warmup_steps",
-                 "max_grad_norm", "seed", "world_size", "train_time_s", "final_lm_loss", "final_rec_loss",
-                 "best_eval_loss")
+                 "max_grad_norm", "train_sampling_strategy", "seed", "world_size", "train_time_s", "final_lm_loss",
+                 "final_rec_loss", "best_eval_loss")
 OPTION_KEYS = ("prefix_pairs", "lm_on_rec_histories", "logq_correction")
 
 
