@@ -34,8 +34,7 @@ def main() -> None:
                              lm_on_users=True, item_max_length=args.item_max_length)
     pairs = train_pairs(data, stride=args.max_history_items)
     user_rows, positions = pairs["user_row"][:], pairs["position"][:]
-    lengths = ([len(collator.history_text(r, p)) for r, p in zip(user_rows, positions)] if args.group_by_length
-               else None)
+    lengths = collator.history_lengths(user_rows, positions) if args.group_by_length else None
     sampler = JointBatchSampler(len(pairs), 0, args.rec_batch_size, 0, seed=42, rec_lengths=lengths)
     stats = {"items": [], "item tokens": [], "item padded": [], "history tokens": [], "history padded": []}
     for keys, _ in zip(sampler, range(args.batches)):

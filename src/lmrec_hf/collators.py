@@ -93,9 +93,8 @@ class JointBatchSampler(Sampler):
         rec_order = rng.permutation(self.n_rec) if self.n_rec else None
         lm_order = rng.permutation(self.n_lm) if self.n_lm else None
         if self.n_rec:
-            rec_batches = [rec_order[i:i + self.rec_batch_size] for i in range(0, self.n_rec, self.rec_batch_size)]
-            if self.rec_lengths is not None:
-                rec_batches = self._grouped(rec_order, rng)
+            rec_batches = (self._grouped(rec_order, rng) if self.rec_lengths is not None else
+                           [rec_order[i:i + self.rec_batch_size] for i in range(0, self.n_rec, self.rec_batch_size)])
         for step in range(len(self)):
             keys = []
             if self.n_rec:
@@ -194,6 +193,10 @@ class LMRecCollator:
     def history_text(self, user_row: int, position: int) -> str:
         items = self.sequences[user_row][max(0, position - self.max_history_items):position]
         return format_history([self.item_texts[i] for i in items])
+
+    def history_lengths(self, user_rows, positions) -> list[int]:
+        """Each rec pair's history length in characters, a proxy for its tokens (`group_by_length` sorts by it)."""
+        return [len(self.history_text(r, p)) for r, p in zip(user_rows, positions)]
 
     def __call__(self, examples: list[dict]) -> dict:
         batch = {}

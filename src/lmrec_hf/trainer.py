@@ -91,9 +91,7 @@ class LMRecTrainer(Trainer):
         n_lm = len(dataset.lm_texts) if dataset.lm_texts is not None else 0
         lengths = None
         if self.args.train_sampling_strategy == "group_by_length" and n_rec:
-            # each pair's history length in characters, a proxy for its tokens
-            rows, positions = dataset._rec
-            lengths = [len(self.data_collator.history_text(r, p)) for r, p in zip(rows, positions)]
+            lengths = self.data_collator.history_lengths(*dataset._rec)
         sampler = JointBatchSampler(n_rec, n_lm, self.args.rec_batch_size, self.args.lm_batch_size,
                                     seed=self.args.seed, rec_lengths=lengths)
         loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
