@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import RecData, eval_pairs, split_sequences
-from .formatting_lmrec import format_history, format_item, tokenize_items
+from .formatting_lmrec import format_history, format_item, item_token_limit, tokenize_items
 
 logger = logging.getLogger(__name__)
 
@@ -110,18 +110,13 @@ def embed_texts(model, tokenizer, texts: list[str], projection: str | None, batc
     return out
 
 
-def item_length(model, max_length: int = 128) -> int:
-    """The tokens an item text is encoded with: the checkpoint's `item_max_length`, else `max_length`."""
-    return min(getattr(model.config, "item_max_length", None) or max_length, model.config.n_positions)
-
-
 def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_length: int | None = None) -> torch.Tensor:
     """
     W_i z_i for every catalog item, row i = item index i. Items are cut from the right to `max_length` tokens;
     `None` means the checkpoint's `item_max_length`, else 128.
     """
     return embed_texts(model, tokenizer, [format_item(t) for t in data.item_texts], "item", batch_size,
-                       max_length or item_length(model), "encoding items", cut="right")
+                       max_length or item_token_limit(model.config), "encoding items", cut="right")
 
 
 def _eval_targets(data: RecData, split: str, max_users: int | None, seed: int):
@@ -153,7 +148,7 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
     sequences, texts = data.sequences, data.item_texts
     histories = [format_history([texts[i] for i in sequences[r][max(0, p - max_history_items):p]])
                  for r, p in zip(rows, positions)]
-    items = encode_items(model, tokenizer, data, max_length=item_length(model, min(max_length, 128)))
+    items = encode_items(model, tokenizer, data, max_length=item_token_limit(model.config, min(max_length, 128)))
     users = embed_texts(model, tokenizer, histories, "user", batch_size, max_length, "encoding users")
     return _rank_all(lambda start, stop: users[start:stop] @ items.T, data, rows, positions, targets, ks,
                      protocol, mask_history, negatives, seed, num_negatives)

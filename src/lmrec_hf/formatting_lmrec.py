@@ -61,6 +61,11 @@ def format_item(text: str) -> str:
     return format_history([text])
 
 
+def item_token_limit(config, default: int = 128) -> int:
+    """Tokens per item text for a checkpoint: its `item_max_length`, else `default`, within its positions."""
+    return min(getattr(config, "item_max_length", None) or default, config.n_positions)
+
+
 def tokenize_items(tokenizer, texts: list[str], max_length: int, return_tensors: str = "pt") -> dict:
     """
     Tokenizes formatted item texts for the item encoder, each cut to `max_length` tokens from the right, so the

@@ -6,7 +6,7 @@ Ships to the Hub as custom code; a checkpoint's `custom_pipelines` routes the "f
 import torch
 from transformers import Pipeline
 
-from .formatting_lmrec import format_history, tokenize_items
+from .formatting_lmrec import format_history, item_token_limit, tokenize_items
 
 
 class LMRecFeatureExtractionPipeline(Pipeline):
@@ -60,7 +60,7 @@ class LMRecFeatureExtractionPipeline(Pipeline):
             )
         limit = self.model.config.n_positions
         if projection == "item":
-            limit = min(getattr(self.model.config, "item_max_length", None) or 128, limit)
+            limit = item_token_limit(self.model.config)
             encoded = tokenize_items(self.tokenizer, [text], min(max_length or limit, limit))
         else:
             max_length = min(max_length or limit, limit)
