@@ -123,3 +123,18 @@ def test_trainer_callback_fills_the_card(tmp_path, tokenizer):
     assert training["steps"] == 2 and training["mode"] == "joint" and training["rec_loss_weight"] == 0.01
     assert math.isfinite(training["final_lm_loss"]) and math.isfinite(training["final_rec_loss"])
     json.dumps(trainer.card_data.training)  # everything in it is JSON
+
+
+def test_git_commit_falls_back_to_the_environment_outside_a_checkout(monkeypatch, tmp_path):
+    import subprocess
+
+    from lmrec_hf import model_card
+
+    def no_git(*args, **kwargs):
+        raise subprocess.CalledProcessError(128, "git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    monkeypatch.delenv("LMREC_GIT_COMMIT", raising=False)
+    assert model_card.git_commit() is None
+    monkeypatch.setenv("LMREC_GIT_COMMIT", "4406ac8")
+    assert model_card.git_commit() == "4406ac8"

@@ -40,7 +40,7 @@ def test_report_tables_mean_std_paper_and_order(reproduce, tmp_path):
            "'LMRec+agnostic (70% task)' --seeds 42 43 44`" in text
     # Full ranking puts LMRec first; sampled-100 puts LMRec-lm first: the report says the order moved.
     assert "By sampled-100: LMRec-lm > LMRec (a different order)" in text
-    assert [name for name, _, _ in figures] == ["Scientific"]
+    assert [(name, png) for name, _, _, png, _ in figures] == [("Scientific", "figure4-scientific.png")]
     # A table limited to some data sets (the item text cap, Scientific only) is not printed for the others.
     assert ("### Cheaper steps: item texts cut to 32 tokens, batches grouped by history length (options, not the "
             "paper's), Scientific") in text
@@ -53,6 +53,36 @@ def test_report_tables_mean_std_paper_and_order(reproduce, tmp_path):
     written = results_md.read_text()
     assert "hand-written part" in written and written.rstrip().endswith("tail") and "\nold\n" not in written
     assert (tmp_path / "results" / "figure4-scientific.png").stat().st_size > 1000
+
+
+def test_gpu_records_get_tables_of_their_own(reproduce, tmp_path):
+    gpu = "1x NVIDIA H200, fp32"
+    records = [_fake("LMRec", 1, 0.10, 0.5), _fake("LMRec-lm", 1, 0.06, 0.4)]
+    records += [dict(_fake(row, seed, recall, 0.5, parameters=parameters), machine=gpu, device="cuda")
+                for row, seed, recall, parameters in [("LMRec", 1, 0.20, 1000), ("LMRec", 2, 0.22, 1000),
+                                                      ("LMRec 1.7m", 1, 0.15, 300)]]
+    text, figures = reproduce.render_report(records)
+    cpu_part, gpu_part = text.split(f"## The same rows on {gpu} (generated)")
+    # The CPU table keeps its single seed; the GPU's two seeds are averaged only with each other.
+    assert "| LMRec | 1 | 1,000 | 5 | 0.1000 |" in cpu_part and "0.2100" not in cpu_part
+    assert f"### Table 4: baselines and LMRec, Scientific, on {gpu}" in gpu_part
+    assert "| LMRec | 2 | 1,000 | 5 | 0.2100 ± 0.0141 |" in gpu_part
+    assert "Table 5" not in gpu_part and "Not run yet" not in gpu_part  # only tables the GPU ran, no to-do lines
+    assert [(png, machine) for _, _, _, png, machine in figures] == [
+        ("figure4-scientific.png", "2-core CPU"), ("figure4-scientific-1x-nvidia-h200-fp32.png", gpu)]
+
+    cpu_path = reproduce.save_record(records[0], tmp_path)
+    gpu_path = reproduce.save_record(records[2], tmp_path)
+    assert gpu_path.name == "scientific-lmrec-seed1-steps5-cuda.json" and cpu_path.exists()  # not overwritten
+
+
+def test_cuda_device_without_a_gpu_says_so(reproduce, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="no CUDA device.*drop --device"):
+        reproduce.machine_name("cuda")
+    assert reproduce.machine_name("cpu") == "2-core CPU"
 
 
 def test_save_and_load_records(reproduce, tmp_path):

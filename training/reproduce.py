@@ -13,6 +13,9 @@ options; training/configs/scientific-cpu.yaml, training/configs/demo.yaml) at it
 the LM stage and then the rec stage, each for that many steps; the ID transformer trains 3,000 steps of 128 users.
 Every row is scored on the test split twice: full ranking, and the target among 100 negatives drawn once (seed 0)
 and saved in docs/results/negatives/.
+
+`run --device cuda` trains and scores the same recipe, in fp32, on a GPU where a task has one. Its records name the
+GPU and are reported in tables of their own, never averaged with the CPU's.
 """
 
 from __future__ import annotations
@@ -121,8 +124,20 @@ def _both_protocols(evaluate, negatives) -> dict:
     return {"full-ranking": full, "sampled-100": sampled}
 
 
+def machine_name(device: str) -> str:
+    """What a record says it ran on: the CPU grid's "2-core CPU", or the GPU's name."""
+    if device == "cpu":
+        return "2-core CPU"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but torch sees no CUDA device here; drop --device to run on "
+                         "the CPU.")
+    return f"1x {torch.cuda.get_device_name(0)}, fp32"
+
+
 def run_lmrec(data_key: str, overrides: dict, seed: int, output_dir: Path, max_steps: int | None, negatives,
-              data) -> dict:
+              data, device: str = "cpu") -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lmrec_hf.cli import load_train_config
@@ -132,7 +147,7 @@ def run_lmrec(data_key: str, overrides: dict, seed: int, output_dir: Path, max_s
     spec = DATASETS[data_key]
     args = ["--data", str(ROOT / spec["path"]) if not spec["path"].startswith("online") else spec["path"],
             "--seed", str(seed), "--output_dir", str(output_dir), "--write_catalog", "false", "--disable_tqdm",
-            "true"]
+            "true", "--use_cpu", str(device == "cpu").lower()]
     for key, value in overrides.items():
         if key == "agnostic":
             args += ["--agnostic", json.dumps([str(ROOT / p) for p in value])]
@@ -145,7 +160,7 @@ def run_lmrec(data_key: str, overrides: dict, seed: int, output_dir: Path, max_s
     result = train_from_args(model_args, data_args, training_args)
     model_dir = output_dir / "model"
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device)
     metrics = _both_protocols(lambda **kw: evaluate_model(model, tokenizer, data, "test",
                                                           max_length=training_args.max_length,
                                                           max_history_items=training_args.max_history_items, **kw),
@@ -155,7 +170,7 @@ def run_lmrec(data_key: str, overrides: dict, seed: int, output_dir: Path, max_s
             "recipe": spec["recipe"], "overrides": overrides}
 
 
-def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Path) -> dict:
+def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Path, device: str = "cpu") -> dict:
     from lmrec_hf.data import load_data, resolve_data_path
 
     kind, overrides = ROWS[row]
@@ -166,6 +181,7 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
     from lmrec_hf.model_card import git_commit
 
     commit = git_commit()  # the code this run imported; a commit made while it runs is not it
+    machine = machine_name(device)
     start = time.time()
     out = work / f"{data_key}-{_slug(row)}-seed{seed}"
     if kind == "popularity":
@@ -183,7 +199,7 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
                                  per_device_train_batch_size=settings["batch_size"],
                                  learning_rate=settings["learning_rate"], lr_scheduler_type="cosine",
                                  warmup_steps=0.02, weight_decay=0.0, logging_steps=100, save_strategy="no",
-                                 report_to="none", use_cpu=True, disable_tqdm=True, seed=seed,
+                                 report_to="none", use_cpu=device == "cpu", disable_tqdm=True, seed=seed,
                                  remove_unused_columns=False)
         model = train_id_transformer(data, args, settings["n_embd"], settings["n_layer"], settings["n_head"],
                                      settings["max_len"], settings["dropout"])
@@ -193,13 +209,14 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
                   "settings": settings, "implementation": "own: GPT-2 blocks over item ids (RecBole could not "
                                                             "share the environment)"}
     elif kind == "lmrec":
-        record = run_lmrec(data_key, overrides, seed, out, max_steps, negatives, data)
+        record = run_lmrec(data_key, overrides, seed, out, max_steps, negatives, data, device)
     elif kind == "selfpretrain":
         from lmrec_hf.cli import load_train_config
         from lmrec_hf.runner import train_from_args
 
         stage1 = ["--data", path, "--seed", str(seed), "--output_dir", str(out / "lm"), "--mode", "lm_only",
-                  "--lm_batch_size", "32", "--write_catalog", "false", "--disable_tqdm", "true"]
+                  "--lm_batch_size", "32", "--write_catalog", "false", "--disable_tqdm", "true", "--use_cpu",
+                  str(device == "cpu").lower()]
         if max_steps:
             stage1 += ["--max_steps", str(max_steps)]
         model_args, data_args, training_args = load_train_config(str(ROOT / spec["recipe"]), stage1)
@@ -207,16 +224,19 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
         pretrain = train_from_args(model_args, data_args, training_args)
         record = run_lmrec(data_key, {"mode": "rec_only", "lm_on_rec_histories": False,
                                       "init_from": str(out / "lm" / "model")}, seed, out / "rec", max_steps,
-                           negatives, data)
+                           negatives, data, device)
         record["steps"] = {"lm_only": pretrain["steps"], "rec_only": record["steps"]}
     else:
         raise ValueError(f"unknown row kind {kind!r}")
-    command = ["python", "training/reproduce.py", "run", "--data", data_key, "--rows", row, "--seeds", str(seed)]
+    command = ["python", "training/reproduce.py", "run", "--data", data_key, "--rows", row]
+    if device != "cpu":
+        command += ["--device", device]
+    command += ["--seeds", str(seed)]
     if max_steps:
         command += ["--max-steps", str(max_steps)]
     return {"data": spec["name"], "data_key": data_key, "row": row, "kind": kind, "seed": seed, "split": "test",
             "mask_history": False, "wall_time_s": round(time.time() - start, 1), "git_commit": commit,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": "2-core CPU",
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine, "device": device,
             "command": shlex.join(command), **record}
 
 
@@ -224,7 +244,9 @@ def save_record(record: dict, runs: Path = RUNS) -> Path:
     runs.mkdir(parents=True, exist_ok=True)
     steps = record.get("steps")
     budget = f"-steps{steps}" if isinstance(steps, int) else ""
-    path = runs / f"{record['data_key']}-{_slug(record['row'])}-seed{record['seed']}{budget}.json"
+    device = record.get("device", "cpu")
+    where = "" if device == "cpu" else f"-{device}"  # a GPU record never replaces the CPU's
+    path = runs / f"{record['data_key']}-{_slug(record['row'])}-seed{record['seed']}{budget}{where}.json"
     path.write_text(json.dumps(record, indent=1))
     return path
 
@@ -255,24 +277,49 @@ def summarize(records: list[dict]) -> dict:
     return groups
 
 
-def render_report(records: list[dict]) -> tuple[str, list[tuple[str, dict]]]:
-    """The generated markdown, and the figure data [(data name, {preset: [recall@10...]})]."""
-    groups = summarize(records)
+CPU = "2-core CPU"
+
+
+def _machine(record: dict) -> str:
+    return record.get("machine", CPU)  # records from before the field ran on the CPU
+
+
+def render_report(records: list[dict]) -> tuple[str, list[tuple[str, dict, dict, str, str]]]:
+    """The generated markdown, and the figure data [(data name, {row: [recall@10...]}, {row: parameters}, file
+    name, machine)]. The CPU grid comes first; runs on any other machine get tables of their own, never mixed
+    with it."""
     lines = [BEGIN, "", "## The experiment grid (generated)", "",
              f"Regenerate with `python training/reproduce.py report` ({len(records)} run records in "
              "[results/runs/](results/runs/)). Test split, leave-one-out, history items not masked, ties against the "
              "model. Full ranking ranks the target among all items; sampled-100 among 100 negatives drawn once "
              "(seed 0, kept in [results/negatives/](results/negatives/)). Mean ± standard deviation over seeds "
              "where there is more than one. Wall time is the run's own (training and both evaluations), on 2 CPU "
-             "cores.", "", ANCHORS, ""]
-    figures = []
+             "cores unless a section names another machine.", "", ANCHORS, ""]
+    figures: list = []
+    _render_tables([r for r in records if _machine(r) == CPU], lines, figures, machine=None)
+    for machine in sorted({_machine(r) for r in records} - {CPU}):
+        lines += [f"## The same rows on {machine} (generated)", "",
+                  f"These runs used the CPU grid's recipes and step budgets, trained and scored on {machine}. "
+                  "Their figures are compared only with each other: the order of floating-point sums, the data "
+                  "loader and the kernels all differ from the CPU's.", ""]
+        _render_tables([r for r in records if _machine(r) == machine], lines, figures, machine=machine)
+    lines.append(END)
+    return "\n".join(lines), figures
+
+
+def _render_tables(records: list[dict], lines: list[str], figures: list, machine: str | None) -> None:
+    """The tables for one machine's records; for the CPU (`machine=None`) also the rows not run yet."""
+    groups = summarize(records)
+    where = f", on {machine}" if machine else ""
     for key, (title, rows, *only) in TABLES.items():
         for data_key, spec in DATASETS.items():
             if only and data_key not in only[0]:
                 continue
             name = spec["name"]
             present = [r for r in rows if (name, r) in groups]
-            lines += [f"### {title}, {name}", ""]
+            if machine and not present:
+                continue
+            lines += [f"### {title}, {name}{where}", ""]
             lines += ["| row | seeds | params | steps | full R@10 | full N@10 | full R@50 | full N@50 | "
                       "sampled-100 R@10 | sampled-100 N@10 | wall time (s) | paper R@10 / N@10 |",
                       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -304,7 +351,7 @@ def render_report(records: list[dict]) -> tuple[str, list[tuple[str, dict]]]:
                 lines += ["", f"Order by full-ranking Recall@10: {' > '.join(by_full)}. By sampled-100: "
                               f"{' > '.join(by_sampled)} ({moved})."]
             missing = [r for r in rows if (name, r) not in groups]
-            if missing:
+            if missing and not machine:
                 rows_arg = " ".join(shlex.quote(r) for r in missing)
                 lines += ["", f"Not run yet: `python training/reproduce.py run --data {_slug(name)} --rows "
                               f"{rows_arg} --seeds 42 43 44`."]
@@ -315,15 +362,15 @@ def render_report(records: list[dict]) -> tuple[str, list[tuple[str, dict]]]:
                           + "; ".join(f"`{c}`" for c in commands) + "."]
             lines.append("")
             if key == "figure4" and present:
+                png = f"figure4-{_slug(name)}" + (f"-{_slug(machine)}" if machine else "") + ".png"
                 figures.append((name, {r: [x["metrics"]["full-ranking"]["recall@10"] for x in
                                            groups[(name, r)]["records"]] for r in present},
-                                {r: groups[(name, r)]["records"][0].get("parameters", 0) for r in present}))
-                lines += [f"![Recall@10 against model size on {name}](results/figure4-{_slug(name)}.png)", ""]
-    lines.append(END)
-    return "\n".join(lines), figures
+                                {r: groups[(name, r)]["records"][0].get("parameters", 0) for r in present}, png,
+                                machine or CPU))
+                lines += [f"![Recall@10 against model size on {name}{where}](results/{png})", ""]
 
 
-def plot_figure4(name: str, recalls: dict, parameters: dict, path: Path) -> None:
+def plot_figure4(name: str, recalls: dict, parameters: dict, path: Path, machine: str = CPU) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -340,7 +387,7 @@ def plot_figure4(name: str, recalls: dict, parameters: dict, path: Path) -> None
     axis.set_xscale("log")
     axis.set_xlabel("parameters (millions, log scale)")
     axis.set_ylabel("test Recall@10, full ranking")
-    axis.set_title(f"LMRec model size on {name} (CPU budget)")
+    axis.set_title(f"LMRec model size on {name} (CPU budget, run on {machine})", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -354,8 +401,8 @@ def write_report(records: list[dict], results_md: Path = RESULTS_MD) -> None:
     else:
         current = current.rstrip() + "\n\n" + text + "\n"
     results_md.write_text(current)
-    for name, recalls, parameters in figures:
-        plot_figure4(name, recalls, parameters, results_md.parent / "results" / f"figure4-{_slug(name)}.png")
+    for name, recalls, parameters, png, machine in figures:
+        plot_figure4(name, recalls, parameters, results_md.parent / "results" / png, machine)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seeds", nargs="+", type=int, default=[42])
     run.add_argument("--max-steps", type=int, default=None, help="override the recipe's step budget")
     run.add_argument("--work-dir", default=str(ROOT / "outputs" / "reproduce"))
+    run.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                     help="cuda: the same recipe in fp32 on a GPU; its records are reported apart from the CPU's")
     commands.add_parser("report", help="regenerate docs/results.md's generated part from the records")
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -384,9 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise SystemExit(f"unknown row(s) {unknown}; known: {list(ROWS)}")
+    machine_name(args.device)  # no CUDA device: say so before any data is read
     for seed in args.seeds:
         for row in rows:
-            record = run_row(args.data, row, seed, args.max_steps, Path(args.work_dir))
+            record = run_row(args.data, row, seed, args.max_steps, Path(args.work_dir), args.device)
             path = save_record(record)
             full = record["metrics"]["full-ranking"]
             print(f"{record['data']} | {row} | seed {seed} | full R@10 {full['recall@10']:.4f} N@10 "

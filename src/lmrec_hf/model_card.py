@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -142,15 +143,16 @@ class LMRecModelCardData:
 
 
 def git_commit() -> str | None:
-    """The lmrec-hf source commit, when it runs from a git checkout."""
+    """The lmrec-hf source commit, when it runs from a git checkout; else `$LMREC_GIT_COMMIT`, for a copy of a
+    commit's files without its .git (a lent GPU machine gets such a copy)."""
     import subprocess
 
     try:
         result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                                 cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout.strip() or None
+        return os.environ.get("LMREC_GIT_COMMIT") or None
+    return result.stdout.strip() or os.environ.get("LMREC_GIT_COMMIT") or None
 
 
 def _metric_label(key: str) -> str:
