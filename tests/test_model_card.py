@@ -125,7 +125,7 @@ def test_trainer_callback_fills_the_card(tmp_path, tokenizer):
     json.dumps(trainer.card_data.training)  # everything in it is JSON
 
 
-def test_git_commit_falls_back_to_the_environment_outside_a_checkout(monkeypatch, tmp_path):
+def test_git_commit_names_the_environment_commit_first(monkeypatch):
     import subprocess
 
     from lmrec_hf import model_card
@@ -133,8 +133,11 @@ def test_git_commit_falls_back_to_the_environment_outside_a_checkout(monkeypatch
     def no_git(*args, **kwargs):
         raise subprocess.CalledProcessError(128, "git")
 
-    monkeypatch.setattr(subprocess, "run", no_git)
     monkeypatch.delenv("LMREC_GIT_COMMIT", raising=False)
+    checkout = model_card.git_commit()
+    assert checkout and len(checkout) == 40  # this test runs from the git checkout
+    monkeypatch.setenv("LMREC_GIT_COMMIT", "d4e3ede")  # a copy whose .git is another commit's says so
+    assert model_card.git_commit() == "d4e3ede"
+    monkeypatch.delenv("LMREC_GIT_COMMIT")
+    monkeypatch.setattr(subprocess, "run", no_git)
     assert model_card.git_commit() is None
-    monkeypatch.setenv("LMREC_GIT_COMMIT", "4406ac8")
-    assert model_card.git_commit() == "4406ac8"

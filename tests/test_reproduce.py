@@ -91,7 +91,8 @@ def test_save_and_load_records(reproduce, tmp_path):
     assert reproduce.load_records(tmp_path)[0]["seed"] == 7
 
 
-@pytest.mark.parametrize("row", ["Popularity", "ID transformer", "LMRec", "LMRec-lm", "SelfPretrain"])
+@pytest.mark.parametrize("row", ["Popularity", "ID transformer", "LMRec", "LMRec-lm", "SelfPretrain",
+                                 "LMRec, twice the steps"])
 def test_each_row_kind_runs_two_steps_on_toy_data(reproduce, row, tmp_path, monkeypatch):
     toy = write_unisrec(tmp_path / "toy", texts={i: f"item number {i}" for i in range(8)})
     recipe = tmp_path / "recipe.yaml"
@@ -116,3 +117,7 @@ def test_each_row_kind_runs_two_steps_on_toy_data(reproduce, row, tmp_path, monk
     assert set(record["metrics"]) == {"full-ranking", "sampled-100"}
     assert record["metrics"]["full-ranking"]["users"] == 3
     assert f"--rows '{row}'" in record["command"] or f"--rows {row}" in record["command"]
+    if row == "LMRec, twice the steps":  # twice the budget, as SelfPretrain's two stages spend
+        assert record["steps"] == 4
+    elif row == "SelfPretrain":
+        assert record["steps"] == {"lm_only": 2, "rec_only": 2}

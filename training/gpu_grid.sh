@@ -7,6 +7,8 @@
 # On this machine, once:  mkdir -p gpu-data/online-retail && cp ../shared/data/online-retail/data.csv.gz gpu-data/online-retail/
 # Then, through the device tool (carry .whl and gpu-data; the wheels are the versions this repo's .venv has):
 #   LMREC_GIT_COMMIT=$(git rev-parse HEAD) bash training/gpu_grid.sh SECONDS PARALLEL
+# (the copy there has a .git of its own, not this commit's: the variable names the code that ran). GPU_GRID_JOBS,
+# one "row|seed" per line, replaces the job list below.
 # It stops starting and kills runs SECONDS after it begins, so a record is either whole or absent. Every 15 s it
 # packs the finished records and the logs into $OUT (records.tgz, logs.tgz).
 set -u
@@ -37,7 +39,7 @@ PACKER=$!
 
 mkdir -p /tmp/gpu_grid_logs
 # Priority order: the Table 4 pair and SelfPretrain on three seeds come before Figure 4's sizes.
-JOBS='LMRec|42
+JOBS=${GPU_GRID_JOBS:-'LMRec|42
 LMRec-lm|42
 SelfPretrain|42
 LMRec|43
@@ -51,14 +53,14 @@ LMRec 20m|42
 LMRec 1.7m|43
 LMRec 20m|43
 LMRec 1.7m|44
-LMRec 20m|44'
+LMRec 20m|44'}
 LEFT=$(( DEADLINE - ($(date +%s) - START) ))
 echo "$JOBS" | timeout -k 5 "$LEFT" xargs -P "$PARALLEL" -d '\n' -I{} bash -c '
   row="${1%|*}"; seed="${1#*|}"; log="/tmp/gpu_grid_logs/$(echo "$row-$seed" | tr -c "A-Za-z0-9.\n-" "_").log"
   t=$(date +%s)
   python3 training/reproduce.py run --device cuda --data or --rows "$row" --seeds "$seed" \
     --work-dir /tmp/gpu_grid_work > "$log" 2>&1
-  echo "$row seed $seed: exit $? after $(( $(date +%s) - t )) s: $(grep "^OR |" "$log" | tail -1)"
+  echo "$row seed $seed: exit $? after $(( $(date +%s) - t )) s: $(grep "OR | " "$log" | tail -1)"
 ' _ {}
 echo "stopped after $(( $(date +%s) - START )) s"
 kill "$PACKER" 2>/dev/null

@@ -143,16 +143,18 @@ class LMRecModelCardData:
 
 
 def git_commit() -> str | None:
-    """The lmrec-hf source commit, when it runs from a git checkout; else `$LMREC_GIT_COMMIT`, for a copy of a
-    commit's files without its .git (a lent GPU machine gets such a copy)."""
+    """The lmrec-hf source commit: `$LMREC_GIT_COMMIT` when set, for a copy of a commit's files whose .git is
+    absent or another commit's (a lent GPU machine gets such a copy); else the git checkout's HEAD."""
     import subprocess
 
+    if os.environ.get("LMREC_GIT_COMMIT"):
+        return os.environ["LMREC_GIT_COMMIT"]
     try:
         result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                                 cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("LMREC_GIT_COMMIT") or None
-    return result.stdout.strip() or os.environ.get("LMREC_GIT_COMMIT") or None
+        return None
+    return result.stdout.strip() or None
 
 
 def _metric_label(key: str) -> str:
