@@ -313,7 +313,8 @@ def render_report(records: list[dict]) -> tuple[str, list[tuple[str, dict, dict,
         lines += [f"## The same rows on {machine} (generated)", "",
                   f"These runs used the CPU grid's recipes and step budgets, trained and scored on {machine}. "
                   "Their figures are compared only with each other: the order of floating-point sums, the data "
-                  "loader and the kernels all differ from the CPU's.", ""]
+                  "loader and the kernels all differ from the CPU's. Several ran at once on the one GPU "
+                  "(training/gpu_grid.sh), so a wall time here is not one run's speed.", ""]
         _render_tables([r for r in records if _machine(r) == machine], lines, figures, machine=machine)
     lines.append(END)
     return "\n".join(lines), figures
