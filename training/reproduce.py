@@ -87,9 +87,9 @@ TABLES = {
                                                                          "LMRec+agnostic (70% task)",
                                                                          "LMRec, 100% task"]),
     "figure4": ("Figure 4: model size", ["LMRec 1.7m", "LMRec", "LMRec 20m"]),
-    # Not in the paper: how far the CPU step budget is from enough.
+    # Not in the paper: how far the CPU step budget is from enough (Scientific's longer runs are in "items").
     "steps": ("Step budget: the same recipe trained longer (not in the paper)", ["LMRec", "LMRec, twice the steps",
-                                                                              "LMRec, 4x the steps"]),
+                                                                              "LMRec, 4x the steps"], ["or"]),
     # Not in the paper: cheaper steps for Scientific's long item texts (OR's are short), spent on more passes.
     "items": ("Cheaper steps: item texts cut to 32 tokens, batches grouped by history length (options, not the "
               "paper's)", ["LMRec", "LMRec, items cut to 32 tokens",
