@@ -147,6 +147,17 @@ def machine_name(device: str) -> str:
     return f"1x {torch.cuda.get_device_name(0)}, fp32"
 
 
+def _data_path(spec: dict) -> str:
+    """The data set's path for load_data and `--data`: the "online-retail" alias as it is, else under ROOT."""
+    return spec["path"] if spec["path"] == "online-retail" else str(ROOT / spec["path"])
+
+
+def _run_args(spec: dict, seed: int, output_dir: Path, device: str) -> list[str]:
+    """The command-line arguments every LMRec training stage of the grid starts from."""
+    return ["--data", _data_path(spec), "--seed", str(seed), "--output_dir", str(output_dir), "--write_catalog",
+            "false", "--disable_tqdm", "true", "--use_cpu", str(device == "cpu").lower()]
+
+
 def run_lmrec(data_key: str, overrides: dict, seed: int, output_dir: Path, max_steps: int | None, negatives,
               data, device: str = "cpu") -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -156,9 +167,7 @@ def run_lmrec(data_key: str, overrides: dict, seed: int, output_dir: Path, max_s
     from lmrec_hf.runner import train_from_args
 
     spec = DATASETS[data_key]
-    args = ["--data", str(ROOT / spec["path"]) if not spec["path"].startswith("online") else spec["path"],
-            "--seed", str(seed), "--output_dir", str(output_dir), "--write_catalog", "false", "--disable_tqdm",
-            "true", "--use_cpu", str(device == "cpu").lower()]
+    args = _run_args(spec, seed, output_dir, device)
     # "2x" (the budget SelfPretrain spends over its two stages), "4x": a multiple of the recipe's max_steps
     times = overrides.get("max_steps") if str(overrides.get("max_steps", "")).endswith("x") else None
     for key, value in overrides.items():
@@ -191,8 +200,7 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
 
     kind, overrides = ROWS[row]
     spec = DATASETS[data_key]
-    path = spec["path"] if spec["path"] == "online-retail" else str(ROOT / spec["path"])
-    data = load_data(resolve_data_path(path))
+    data = load_data(resolve_data_path(_data_path(spec)))
     negatives = sampled_negatives(data, data_key)
     from lmrec_hf.model_card import git_commit
 
@@ -230,9 +238,7 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
         from lmrec_hf.cli import load_train_config
         from lmrec_hf.runner import train_from_args
 
-        stage1 = ["--data", path, "--seed", str(seed), "--output_dir", str(out / "lm"), "--mode", "lm_only",
-                  "--lm_batch_size", "32", "--write_catalog", "false", "--disable_tqdm", "true", "--use_cpu",
-                  str(device == "cpu").lower()]
+        stage1 = _run_args(spec, seed, out / "lm", device) + ["--mode", "lm_only", "--lm_batch_size", "32"]
         if max_steps:
             stage1 += ["--max_steps", str(max_steps)]
         model_args, data_args, training_args = load_train_config(str(ROOT / spec["recipe"]), stage1)
