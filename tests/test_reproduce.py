@@ -68,6 +68,9 @@ def test_gpu_records_get_tables_of_their_own(reproduce, tmp_path):
     assert f"### Table 4: baselines and LMRec, Scientific, on {gpu}" in gpu_part
     assert "| LMRec | 2 | 1,000 | 5 | 0.2100 ± 0.0141 |" in gpu_part
     assert "Table 5" not in gpu_part and "Not run yet" not in gpu_part  # only tables the GPU ran, no to-do lines
+    # A row only the GPU ran is still "not run" on the CPU, and its cell points at the GPU's section.
+    assert f"| LMRec 1.7m | not run (see {gpu} below) |" in cpu_part
+    assert "| LMRec 20m | not run | |" in cpu_part
     assert [(png, machine) for _, _, _, png, machine in figures] == [
         ("figure4-scientific.png", "2-core CPU"), ("figure4-scientific-1x-nvidia-h200-fp32.png", gpu)]
 

@@ -315,7 +315,11 @@ def render_report(records: list[dict]) -> tuple[str, list[tuple[str, dict, dict,
              "where there is more than one. Wall time is the run's own (training and both evaluations), on 2 CPU "
              "cores unless a section names another machine.", "", ANCHORS, ""]
     figures: list = []
-    _render_tables([r for r in records if _machine(r) == CPU], lines, figures, machine=None)
+    elsewhere: dict[tuple[str, str], set[str]] = {}  # (data, row) -> the other machines that ran it
+    for record in records:
+        if _machine(record) != CPU:
+            elsewhere.setdefault((record["data"], record["row"]), set()).add(_machine(record))
+    _render_tables([r for r in records if _machine(r) == CPU], lines, figures, machine=None, elsewhere=elsewhere)
     for machine in sorted({_machine(r) for r in records} - {CPU}):
         lines += [f"## The same rows on {machine} (generated)", "",
                   f"These runs used the CPU grid's recipes and step budgets, trained and scored on {machine}. "
@@ -327,8 +331,11 @@ def render_report(records: list[dict]) -> tuple[str, list[tuple[str, dict, dict,
     return "\n".join(lines), figures
 
 
-def _render_tables(records: list[dict], lines: list[str], figures: list, machine: str | None) -> None:
-    """The tables for one machine's records; for the CPU (`machine=None`) also the rows not run yet."""
+def _render_tables(records: list[dict], lines: list[str], figures: list, machine: str | None,
+                   elsewhere: dict[tuple[str, str], set[str]] | None = None) -> None:
+    """The tables for one machine's records; for the CPU (`machine=None`) also the rows not run yet, each naming
+    the other machines whose section has it (`elsewhere`)."""
+    elsewhere = elsewhere or {}
     groups = summarize(records)
     where = f", on {machine}" if machine else ""
     for key, (title, rows, *only) in TABLES.items():
@@ -347,7 +354,9 @@ def _render_tables(records: list[dict], lines: list[str], figures: list, machine
                 paper = PAPER.get((name, row))
                 paper_text = f"{paper[0]:.4f} / {paper[1]:.4f} ({paper[2]})" if paper else ""
                 if (name, row) not in groups:
-                    lines.append(f"| {row} | not run | | | | | | | | | | {paper_text} |")
+                    other = "; ".join(f"see {m} below" for m in sorted(elsewhere.get((name, row), ())))
+                    lines.append(f"| {row} | not run{f' ({other})' if other else ''} | | | | | | | | | | "
+                                 f"{paper_text} |")
                     continue
                 group = groups[(name, row)]
                 full = [r["metrics"]["full-ranking"] for r in group["records"]]
