@@ -95,7 +95,7 @@ def test_save_and_load_records(reproduce, tmp_path):
 
 
 @pytest.mark.parametrize("row", ["Popularity", "ID transformer", "LMRec", "LMRec-lm", "SelfPretrain",
-                                 "LMRec, twice the steps"])
+                                 "LMRec, twice the steps", "LMRec 1.7m, learning rate 1e-2"])
 def test_each_row_kind_runs_two_steps_on_toy_data(reproduce, row, tmp_path, monkeypatch):
     toy = write_unisrec(tmp_path / "toy", texts={i: f"item number {i}" for i in range(8)})
     recipe = tmp_path / "recipe.yaml"
@@ -124,3 +124,31 @@ def test_each_row_kind_runs_two_steps_on_toy_data(reproduce, row, tmp_path, monk
         assert record["steps"] == 4
     elif row == "SelfPretrain":
         assert record["steps"] == {"lm_only": 2, "rec_only": 2}
+    if record["kind"] in ("lmrec", "selfpretrain"):  # a valid-split score to pick settings on, kept apart
+        assert record["valid_metrics"]["full-ranking"]["users"] == 3 and record["valid_time_s"] >= 0
+    if row == "LMRec 1.7m, learning rate 1e-2":
+        assert record["learning_rate"] == 1e-2 and record["overrides"] == {"preset": "1.7m", "learning_rate": 1e-2}
+
+
+def test_learning_rate_picked_per_size_on_the_valid_split(reproduce):
+    def fake(row, seed, valid, test, parameters):
+        record = _fake(row, seed, test, 0.5, data="OR", parameters=parameters)
+        if valid is not None:
+            record["valid_metrics"] = {"full-ranking": {"recall@10": valid}}
+        return record
+
+    records = [fake("LMRec 20m", 1, 0.05, 0.06, 9000), fake("LMRec 20m", 2, 0.07, 0.08, 9000),
+               # the best test score, but its valid score is lower: the test split must not pick
+               fake("LMRec 20m, learning rate 3e-4", 1, 0.04, 0.30, 9000),
+               fake("LMRec 20m, learning rate 1e-3", 1, 0.09, 0.10, 9000),
+               fake("LMRec", 1, None, 0.11, 1000),  # recorded before valid scores were kept
+               fake("LMRec, learning rate 1e-3", 1, 0.08, 0.09, 1000)]
+    text, figures = reproduce.render_report(records)
+    assert ("- LMRec 20m: valid Recall@10 by learning rate 3e-4: 0.0400 (1 seed), 1e-3: 0.0900 (1 seed), "
+            "3e-3: 0.0600 (2 seeds). Picked 1e-3: test Recall@10 0.1000.") in text
+    assert ("- LMRec: valid Recall@10 by learning rate 1e-3: 0.0800 (1 seed); 3e-3 ran without a valid score and "
+            "is left out. Picked 1e-3: test Recall@10 0.0900.") in text
+    assert "LMRec 1.7m:" not in text  # no size row ran
+    picked = [(name, sorted(recalls)) for name, recalls, _, png, _ in figures if "picked-lr" in png]
+    assert picked == [("OR, learning rate picked per size", ["LMRec 20m, learning rate 1e-3",
+                                                            "LMRec, learning rate 1e-3"])]
