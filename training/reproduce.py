@@ -469,19 +469,24 @@ def plot_figure4(name: str, recalls: dict, parameters: dict, path: Path, machine
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = sorted(recalls, key=lambda r: parameters[r])
     x = [parameters[r] / 1e6 for r in rows]
     means = [statistics.mean(recalls[r]) for r in rows]
     errors = [statistics.stdev(recalls[r]) if len(recalls[r]) > 1 else 0.0 for r in rows]
-    figure, axis = plt.subplots(figsize=(5, 3.5))
+    figure, axis = plt.subplots(figsize=(6, 4))
     axis.errorbar(x, means, yerr=errors, marker="o", capsize=3)
     for xi, yi, row in zip(x, means, rows):
-        axis.annotate(row, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        axis.annotate(row, (xi, yi), textcoords="offset points", xytext=(0, 8), fontsize=7, ha="center")
     axis.set_xscale("log")
+    axis.set_xlim(min(x) / 2, max(x) * 2)  # room for the labels at both ends
+    axis.set_xticks(x, [f"{v:.2g}" for v in x])  # the sizes themselves, not log-scale minor labels
+    axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axis.margins(y=0.15)
     axis.set_xlabel("parameters (millions, log scale)")
     axis.set_ylabel("test Recall@10, full ranking")
-    axis.set_title(f"LMRec model size on {name} (CPU budget, run on {machine})", fontsize=9)
+    axis.set_title(f"LMRec model size on {name}\n(CPU budget, run on {machine})", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
