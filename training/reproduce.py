@@ -61,6 +61,13 @@ LEARNING_RATES = {"LMRec 1.7m": [("1e-2", 1e-2), ("3e-2", 3e-2)],
                   "LMRec 20m": [("1e-4", 1e-4), ("3e-4", 3e-4), ("1e-3", 1e-3)]}
 ROWS_PRESET = {"LMRec 1.7m": {"preset": "1.7m"}, "LMRec 20m": {"preset": "20m"}}
 
+
+def _rate_rows(base: str) -> list[tuple[str, str]]:
+    """(rate label, row name) for one size of the learning-rate sweep: the recipe's row first, then the others."""
+    return [(RECIPE_LEARNING_RATE, base)] + [(text, f"{base}, learning rate {text}")
+                                             for text, _ in LEARNING_RATES[base]]
+
+
 # Row name -> (kind, overrides of the data set's CPU recipe).
 ROWS = {
     "Popularity": ("popularity", {}),
@@ -78,8 +85,8 @@ ROWS = {
     "LMRec, 4x the steps": ("lmrec", {"max_steps": "4x"}),
     "LMRec 1.7m": ("lmrec", ROWS_PRESET["LMRec 1.7m"]),
     "LMRec 20m": ("lmrec", ROWS_PRESET["LMRec 20m"]),
-    **{f"{base}, learning rate {text}": ("lmrec", dict(ROWS_PRESET.get(base, {}), learning_rate=rate))
-       for base, rates in LEARNING_RATES.items() for text, rate in rates},
+    **{row: ("lmrec", dict(ROWS_PRESET.get(base, {}), learning_rate=rate))
+       for base, rates in LEARNING_RATES.items() for (_, row), (_, rate) in zip(_rate_rows(base)[1:], rates)},
     "LMRec, items cut to 32 tokens": ("lmrec", {"item_max_length": 32}),
     "LMRec, items cut to 32 tokens, grouped by length, 1500 steps": (
         "lmrec", {"item_max_length": 32, "train_sampling_strategy": "group_by_length", "max_steps": 1500}),
@@ -105,8 +112,7 @@ TABLES = {
     "figure4": ("Figure 4: model size", ["LMRec 1.7m", "LMRec", "LMRec 20m"]),
     # Each size at three or four learning rates; the report picks one per size on the valid split (see `_picked_rates`).
     "figure4-lr": ("Figure 4 with the learning rate picked per size on the valid split",
-                   [row for base, rates in LEARNING_RATES.items()
-                    for row in [base] + [f"{base}, learning rate {text}" for text, _ in rates]], ["or"]),
+                   [row for base in LEARNING_RATES for _, row in _rate_rows(base)], ["or"]),
     # Not in the paper: how far the CPU step budget is from enough (Scientific's longer runs are in "items").
     "steps": ("Step budget: the same recipe trained longer (not in the paper)", ["LMRec", "LMRec, twice the steps",
                                                                               "LMRec, 4x the steps"], ["or"]),
@@ -419,30 +425,30 @@ def _render_tables(records: list[dict], lines: list[str], figures: list, machine
             if key == "figure4-lr" and present:
                 picked = _picked_rates(groups, name, lines)
                 if picked:
-                    png = f"figure4-picked-lr-{_slug(name)}" + (f"-{_slug(machine)}" if machine else "") + ".png"
-                    figures.append((f"{name}, learning rate picked per size", {
-                        r: [x["metrics"]["full-ranking"]["recall@10"] for x in groups[(name, r)]["records"]]
-                        for r in picked}, {r: groups[(name, r)]["records"][0].get("parameters", 0) for r in picked},
-                        png, machine or CPU))
-                    lines += [f"![Recall@10 against model size on {name}{where}, learning rate picked per size]"
-                              f"(results/{png})", ""]
+                    _size_figure(groups, name, picked, machine, "figure4-picked-lr", ", learning rate picked per size",
+                                 lines, figures)
             if key == "figure4" and present:
-                png = f"figure4-{_slug(name)}" + (f"-{_slug(machine)}" if machine else "") + ".png"
-                figures.append((name, {r: [x["metrics"]["full-ranking"]["recall@10"] for x in
-                                           groups[(name, r)]["records"]] for r in present},
-                                {r: groups[(name, r)]["records"][0].get("parameters", 0) for r in present}, png,
-                                machine or CPU))
-                lines += [f"![Recall@10 against model size on {name}{where}](results/{png})", ""]
+                _size_figure(groups, name, present, machine, "figure4", "", lines, figures)
+
+
+def _size_figure(groups: dict, name: str, rows: list[str], machine: str | None, stem: str, variant: str,
+                 lines: list[str], figures: list) -> None:
+    """Queues a Recall@10-against-size plot of `rows` for write_report and links it from `lines`."""
+    png = "-".join([stem, _slug(name)] + ([_slug(machine)] if machine else [])) + ".png"
+    recalls = {r: [x["metrics"]["full-ranking"]["recall@10"] for x in groups[(name, r)]["records"]] for r in rows}
+    parameters = {r: groups[(name, r)]["records"][0].get("parameters", 0) for r in rows}
+    figures.append((f"{name}{variant}", recalls, parameters, png, machine or CPU))
+    where = f", on {machine}" if machine else ""
+    lines += [f"![Recall@10 against model size on {name}{where}{variant}](results/{png})", ""]
 
 
 def _picked_rates(groups: dict, name: str, lines: list[str]) -> list[str]:
     """Figure 4's learning rate per size, picked by the mean valid-split full-ranking Recall@10 over seeds among
     the rows whose every record has a valid score. Writes a line per size to `lines`; returns the picked rows."""
     picked = []
-    for base, rates in LEARNING_RATES.items():
-        rows = [(RECIPE_LEARNING_RATE, base)] + [(text, f"{base}, learning rate {text}") for text, _ in rates]
+    for base in LEARNING_RATES:
         scored, unscored = [], []
-        for text, row in rows:
+        for text, row in _rate_rows(base):
             records = groups.get((name, row), {}).get("records", [])
             if records and all("valid_metrics" in r for r in records):
                 scored.append((statistics.mean(r["valid_metrics"]["full-ranking"]["recall@10"] for r in records),
