@@ -9,6 +9,7 @@ from transformers import TrainerCallback
 
 from lmrec_hf import LMRecConfig, LMRecForJointModeling
 from lmrec_hf.data import lm_texts, load_unisrec
+from lmrec_hf.runner import ModelArguments, build_lm_stream, tokenizer_corpus
 from lmrec_hf.trainer import LMRecTrainer, rec_loss_weight_at
 from lmrec_hf.training_args import LMRecTrainingArguments
 
@@ -175,3 +176,21 @@ def test_bad_arguments(tmp_path, field, value, message):
 def test_lm_mode_needs_lm_texts(toy, tokenizer, tmp_path):
     with pytest.raises(ValueError, match="mode='joint' trains the LM loss, so it needs `lm_texts`"):
         LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path), tokenizer, toy, eval_split=None)
+
+
+def test_tokenizer_corpus_from_the_stream_or_the_task(toy, tmp_path):
+    """A stream with no task histories trains the tokenizer on the other corpus ("stream"), unless the tokenizer
+    is asked to learn from the task's own histories ("task"); both add every item text."""
+    other = load_unisrec(write_unisrec(tmp_path / "other", texts={i: f"zebra {i}" for i in range(8)}))
+    stream = build_lm_stream(toy, [other], 0.0, seed=0)
+    from_stream = tokenizer_corpus(toy, stream, "stream", 100, seed=0)
+    from_task = tokenizer_corpus(toy, stream, "task", 100, seed=0)
+    items = len(toy.item_texts)
+    assert from_stream[-items:] == from_task[-items:] == toy.item_texts
+    assert from_stream[:-items] and all("zebra" in text for text in from_stream[:-items])
+    assert sorted(from_task[:-items]) == sorted(lm_texts(toy, "train")["text"])
+    # A stream all from the task gives the same corpus either way, as before the option existed.
+    assert tokenizer_corpus(toy, build_lm_stream(toy, [other], 1.0, seed=0), "stream", 100, seed=0) == from_task
+    assert len(tokenizer_corpus(toy, stream, "task", 2, seed=0)) == 2 + items
+    with pytest.raises(ValueError, match=r"tokenizer_source must be one of \('stream', 'task'\), got 'both'"):
+        ModelArguments(tokenizer_source="both")

@@ -78,6 +78,10 @@ ROWS = {
     "LMRec, 30% task": ("lmrec", _agnostic(0.3)),
     "LMRec, 50% task": ("lmrec", _agnostic(0.5)),
     "LMRec, 100% task": ("lmrec", _agnostic(1.0)),
+    # The tokenizer learns from a sample of the LM stream, so a lower task share also changes how the task's own
+    # text is split. These rows train it on the task's histories whatever the stream's mix.
+    "LMRec, 0% task, tokenizer from the task": ("lmrec", dict(_agnostic(0.0), tokenizer_source="task")),
+    "LMRec, 30% task, tokenizer from the task": ("lmrec", dict(_agnostic(0.3), tokenizer_source="task")),
     # SelfPretrain spends the step budget twice (LM stage, then rec stage): joint training with as many steps.
     "LMRec, twice the steps": ("lmrec", {"max_steps": "2x"}),
     "LMRec, 4x the steps": ("lmrec", {"max_steps": "4x"}),
@@ -107,6 +111,10 @@ TABLES = {
                                                                          "LMRec, 50% task",
                                                                          "LMRec+agnostic (70% task)",
                                                                          "LMRec, 100% task"]),
+    # Not in the paper: Table 5's low task shares with the tokenizer held to the task's text.
+    "table5-tokenizer": ("Table 5 with the tokenizer trained on the task's own histories (not the paper's)",
+                         ["LMRec, 0% task", "LMRec, 0% task, tokenizer from the task", "LMRec, 30% task",
+                          "LMRec, 30% task, tokenizer from the task", "LMRec, 100% task"]),
     "figure4": ("Figure 4: model size", ["LMRec 1.7m", "LMRec", "LMRec 20m"]),
     # Each size at three or four learning rates; the report picks one per size on the valid split (see `_picked_rates`).
     "figure4-lr": ("Figure 4 with the learning rate picked per size on the valid split",

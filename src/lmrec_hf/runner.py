@@ -25,6 +25,9 @@ from .training_args import LMRecTrainingArguments
 logger = logging.getLogger(__name__)
 
 
+TOKENIZER_SOURCES = ("stream", "task")
+
+
 @dataclass
 class ModelArguments:
     preset: str = field(default="7m", metadata={"help": "Table 9 size: 1.7m, 7m, 20m, 64m, 125m, 210m."})
@@ -35,6 +38,16 @@ class ModelArguments:
         default=None, metadata={"help": "Start from this checkpoint (model + tokenizer), e.g. SelfPretrain's LM stage."}
     )
     tokenizer_texts: int = field(default=20000, metadata={"help": "Histories sampled to train the tokenizer."})
+    tokenizer_source: str = field(
+        default="stream", metadata={"help": "What the tokenizer learns from, beside the item texts: 'stream' (the LM "
+                                            "stream, task-agnostic corpora at their share) or 'task' (the task's own "
+                                            "histories, whatever the stream holds)."}
+    )
+
+    def __post_init__(self):
+        if self.tokenizer_source not in TOKENIZER_SOURCES:
+            raise ValueError(f"tokenizer_source must be one of {TOKENIZER_SOURCES}, got {self.tokenizer_source!r}: "
+                             "'stream' trains the tokenizer on the LM stream, 'task' on the task's own histories.")
 
 
 @dataclass
@@ -68,6 +81,20 @@ def build_lm_stream(data: RecData, agnostic: list[RecData], task_ratio: float, s
     return interleave_datasets(sources, probabilities=probabilities, seed=seed, stopping_strategy="first_exhausted")
 
 
+def tokenizer_corpus(data: RecData, lm_stream: Dataset, source: str, max_texts: int, seed: int) -> list[str]:
+    """
+    What the tokenizer is trained on: a seeded sample of at most `max_texts` histories, from the LM stream
+    (`source="stream"`) or from the task's own training histories (`"task"`), then every item text. With agnostic
+    corpora in the stream, "stream" also changes how the task's own text is split (a stream mostly from other
+    corpora can cut the task's items into many more tokens); "task" keeps that fixed while the stream's mix changes.
+    """
+    if source not in TOKENIZER_SOURCES:
+        raise ValueError(f"tokenizer source must be one of {TOKENIZER_SOURCES}, got {source!r}.")
+    histories = lm_stream if source == "stream" else lm_texts(data, "train")
+    sample = histories.shuffle(seed=seed).select(range(min(max_texts, len(histories))))
+    return sample["text"][:] + data.item_texts
+
+
 def _load_task(data_args: DataArguments, seed: int) -> RecData:
     if not data_args.data:
         raise ValueError("No data given: set `data` in the config or pass --data PATH.")
@@ -92,8 +119,8 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, args: 
         tokenizer = AutoTokenizer.from_pretrained(model_args.init_from)
         model = LMRecForJointModeling.from_pretrained(model_args.init_from)
     else:
-        sample = lm_stream.shuffle(seed=args.seed).select(range(min(model_args.tokenizer_texts, len(lm_stream))))
-        tokenizer = train_tokenizer(sample["text"][:] + data.item_texts, vocab_size=model_args.vocab_size,
+        corpus = tokenizer_corpus(data, lm_stream, model_args.tokenizer_source, model_args.tokenizer_texts, args.seed)
+        tokenizer = train_tokenizer(corpus, vocab_size=model_args.vocab_size,
                                     model_max_length=args.max_length)
         overrides = {"vocab_size": len(tokenizer), "n_positions": model_args.n_positions or args.max_length,
                      "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
