@@ -89,7 +89,8 @@ def tokenizer_corpus(data: RecData, lm_stream: Dataset, source: str, max_texts: 
     corpora can cut the task's items into many more tokens); "task" keeps that fixed while the stream's mix changes.
     """
     if source not in TOKENIZER_SOURCES:
-        raise ValueError(f"tokenizer source must be one of {TOKENIZER_SOURCES}, got {source!r}.")
+        raise ValueError(f"tokenizer source must be one of {TOKENIZER_SOURCES}, got {source!r}: pass 'stream' for "
+                         "the LM stream's histories or 'task' for the task's own.")
     histories = lm_stream if source == "stream" else lm_texts(data, "train")
     sample = histories.shuffle(seed=seed).select(range(min(max_texts, len(histories))))
     return sample["text"][:] + data.item_texts
