@@ -194,3 +194,5 @@ def test_tokenizer_corpus_from_the_stream_or_the_task(toy, tmp_path):
     assert len(tokenizer_corpus(toy, stream, "task", 2, seed=0)) == 2 + items
     with pytest.raises(ValueError, match=r"tokenizer_source must be one of \('stream', 'task'\), got 'both'"):
         ModelArguments(tokenizer_source="both")
+    with pytest.raises(ValueError, match=r"tokenizer_source must be one of \('stream', 'task'\), got 'both'"):
+        tokenizer_corpus(toy, stream, "both", 100, seed=0)

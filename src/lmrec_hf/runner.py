@@ -28,6 +28,12 @@ logger = logging.getLogger(__name__)
 TOKENIZER_SOURCES = ("stream", "task")
 
 
+def check_tokenizer_source(source: str) -> None:
+    if source not in TOKENIZER_SOURCES:
+        raise ValueError(f"tokenizer_source must be one of {TOKENIZER_SOURCES}, got {source!r}: 'stream' trains the "
+                         "tokenizer on the LM stream's histories, 'task' on the task's own.")
+
+
 @dataclass
 class ModelArguments:
     preset: str = field(default="7m", metadata={"help": "Table 9 size: 1.7m, 7m, 20m, 64m, 125m, 210m."})
@@ -45,9 +51,7 @@ class ModelArguments:
     )
 
     def __post_init__(self):
-        if self.tokenizer_source not in TOKENIZER_SOURCES:
-            raise ValueError(f"tokenizer_source must be one of {TOKENIZER_SOURCES}, got {self.tokenizer_source!r}: "
-                             "'stream' trains the tokenizer on the LM stream, 'task' on the task's own histories.")
+        check_tokenizer_source(self.tokenizer_source)
 
 
 @dataclass
@@ -88,9 +92,7 @@ def tokenizer_corpus(data: RecData, lm_stream: Dataset, source: str, max_texts: 
     corpora in the stream, "stream" also changes how the task's own text is split (a stream mostly from other
     corpora can cut the task's items into many more tokens); "task" keeps that fixed while the stream's mix changes.
     """
-    if source not in TOKENIZER_SOURCES:
-        raise ValueError(f"tokenizer source must be one of {TOKENIZER_SOURCES}, got {source!r}: pass 'stream' for "
-                         "the LM stream's histories or 'task' for the task's own.")
+    check_tokenizer_source(source)
     histories = lm_stream if source == "stream" else lm_texts(data, "train")
     sample = histories.shuffle(seed=seed).select(range(min(max_texts, len(histories))))
     return sample["text"][:] + data.item_texts
