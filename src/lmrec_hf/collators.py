@@ -142,6 +142,8 @@ class LMRecCollator:
     (`rec_labels` of shape (B, 1+K)). `negatives="shared"` encodes each distinct item of the batch once (targets and
     all users' negatives) and scores every user against all of them (`rec_labels` of shape (B, M)), so the other
     users' targets serve as extra negatives.
+    `item_ids=True` adds `rec_item_ids`, the catalog row of each item row, to shared-layout batches (the trainer's
+    item bank needs them).
     """
 
     def __init__(
@@ -157,11 +159,15 @@ class LMRecCollator:
         lm_on_users: bool = False,
         logq_correction: bool = False,
         item_max_length: int | None = None,
+        item_ids: bool = False,
     ):
         if negatives not in NEGATIVE_LAYOUTS:
             raise ValueError(f"negatives must be one of {NEGATIVE_LAYOUTS}, got {negatives!r}.")
         if num_negatives < 0:
             raise ValueError(f"num_negatives must be >= 0, got {num_negatives}.")
+        if item_ids and negatives == "per_user" and not prefix_pairs:
+            raise ValueError("LMRecCollator: item_ids=True needs negatives='shared' or prefix_pairs=True, got "
+                             "negatives='per_user': each user's own item rows cannot be spread over one catalog.")
         self.tokenizer = tokenizer
         self.sequences = data.sequences
         self.item_texts = data.item_texts
@@ -175,6 +181,7 @@ class LMRecCollator:
         self.prefix_pairs = prefix_pairs
         self.lm_on_users = lm_on_users
         self.logq_correction = logq_correction
+        self.item_ids = item_ids
         if logq_correction:
             # How often each item is a training target (never counting valid or test items): in-batch
             # candidates are drawn in that proportion.
@@ -261,6 +268,8 @@ class LMRecCollator:
             # expected draws of each candidate: as a target of this batch's prefixes, or as a uniform negative
             expected = n_targets * self.target_share[item_rows] + len(extra) / self.n_items
             extras["rec_log_q"] = torch.as_tensor(np.log(expected), dtype=torch.float32)
+        if self.item_ids:
+            extras["rec_item_ids"] = torch.tensor(item_rows, dtype=torch.long)
         return {
             **extras,
             "user_input_ids": torch.as_tensor(enc["input_ids"]),
@@ -288,7 +297,11 @@ class LMRecCollator:
             labels = torch.zeros(len(examples), len(item_rows))
             labels[torch.arange(len(examples)), torch.tensor([column[t] for t in targets])] = 1.0
         items = self._encode_items(item_rows)
+        # per_user rows are not shared by the batch's users, so they have no catalog rows to give
+        shared = self.negatives == "shared"
+        extras = {"rec_item_ids": torch.tensor(item_rows, dtype=torch.long)} if self.item_ids and shared else {}
         return {
+            **extras,
             "user_input_ids": users["input_ids"],
             "user_attention_mask": users["attention_mask"],
             "item_input_ids": items["input_ids"],

@@ -85,7 +85,8 @@ def rank_targets(scores: torch.Tensor, targets: torch.Tensor, histories: list[li
 
 
 def embed_texts(model, tokenizer, texts: list[str], projection: str | None, batch_size: int = 64,
-                max_length: int = 256, desc: str = "encoding", cut: str = "left") -> torch.Tensor:
+                max_length: int = 256, desc: str = "encoding", cut: str = "left",
+                progress: bool = True) -> torch.Tensor:
     """
     `model.embed` over many texts, in batches sorted by length (little padding), returned in the input order: W_u z
     (`projection="user"`), W_i z (`"item"`) or z (`None`). Only these vectors are kept, never hidden states.
@@ -99,7 +100,7 @@ def embed_texts(model, tokenizer, texts: list[str], projection: str | None, batc
     out = torch.empty(len(texts), width)
     device = next(model.parameters()).device
     with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False):
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False, disable=not progress):
             index = order[start:start + batch_size]
             chunk = [texts[i] for i in index]
             enc = (tokenize_items(tokenizer, chunk, max_length) if cut == "right" else

@@ -302,6 +302,8 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         user_labels: torch.LongTensor | None = None,
         user_positions: torch.LongTensor | None = None,
         rec_log_q: torch.Tensor | None = None,
+        rec_item_ids: torch.LongTensor | None = None,
+        rec_item_bank: torch.Tensor | None = None,
         **kwargs,
     ) -> LMRecJointOutput:
         r"""
@@ -327,6 +329,14 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             Log of how likely each item row was to be drawn as a candidate. It is subtracted from the scores inside
             the rec loss only (the sampled-softmax "logQ" correction), so in-batch negatives, drawn by popularity,
             do not teach the model to rank popular items down. `rec_logits` stay uncorrected.
+        rec_item_ids (`torch.LongTensor` of shape `(M,)`, *optional*):
+            The catalog row of each of the M item rows, for `rec_item_bank`.
+        rec_item_bank (`torch.Tensor` of shape `(N, d)`, *optional*):
+            Score against the whole catalog (an option, not the paper's recipe): z_i for all N catalog items, encoded
+            earlier without gradient. The batch's M items keep their fresh encodings; the other rows come from the
+            bank (W_i is applied to them here, so it still learns from them). `rec_labels` (last dimension M) are
+            spread over the N columns, unlabelled items counting as negatives, and `rec_logits` come back with N
+            columns. Needs the shared layout (M items scored by every user) and no `rec_log_q`: nothing is sampled.
         """
         kwargs.pop("num_items_in_batch", None)  # passed by Trainer; our losses are per-batch means
         if (user_input_ids is None) != (item_input_ids is None):
@@ -345,6 +355,15 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         for name, value in (("user_labels", user_labels), ("user_positions", user_positions)):
             if value is not None and user_input_ids is None:
                 raise ValueError(f"LMRecForJointModeling: got `{name}` without `user_input_ids`; pass the users too.")
+        if (rec_item_ids is None) != (rec_item_bank is None):
+            given, missing = ("rec_item_ids", "rec_item_bank") if rec_item_bank is None else ("rec_item_bank",
+                                                                                          "rec_item_ids")
+            raise ValueError(f"LMRecForJointModeling: got `{given}` without `{missing}`. Scoring against the catalog "
+                             "needs both: the bank of item features and the catalog row of each batch item.")
+        if rec_item_bank is not None and rec_log_q is not None:
+            raise ValueError("LMRecForJointModeling: got `rec_log_q` with `rec_item_bank`. The bank scores every "
+                             "catalog item, so no candidate was sampled and there is nothing to correct; drop "
+                             "`rec_log_q` (logq_correction) or the bank.")
 
         lm_terms = []  # (logits, labels) of every stream L1 is computed on
         logits = None
@@ -370,7 +389,11 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
                 z_u = user_out.last_hidden_state[rows, user_positions.clamp(min=0)]  # (B, P, d)
             user_embeds = self.user_projection(z_u)  # (B, p) or (B, P, p)
             item_embeds = self.embed(item_input_ids, item_attention_mask, projection="item")  # (M, p)
-            rec_logits = self._score(user_embeds, item_embeds, rec_labels)
+            candidates = item_embeds
+            if rec_item_bank is not None:
+                candidates, rec_labels = self._spread_over_catalog(item_embeds, rec_item_ids, rec_item_bank,
+                                                                   rec_labels)
+            rec_logits = self._score(user_embeds, candidates, rec_labels)
             if rec_labels is not None:
                 valid = None if user_positions is None else (user_positions >= 0)
                 corrected = rec_logits if rec_log_q is None else rec_logits - rec_log_q.to(rec_logits)
@@ -392,6 +415,29 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             user_embeds=user_embeds,
             item_embeds=item_embeds,
         )
+
+    def _spread_over_catalog(self, item_embeds: torch.Tensor, item_ids: torch.LongTensor, bank: torch.Tensor,
+                             rec_labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """W_i z for every catalog item (the batch's fresh rows over the bank's), and the labels over the catalog."""
+        item_ids = item_ids.to(item_embeds.device).long()
+        if item_ids.dim() != 1 or item_ids.shape[0] != item_embeds.shape[0]:
+            raise ValueError(f"LMRecForJointModeling: `rec_item_ids` must have shape ({item_embeds.shape[0]},), one "
+                             f"catalog row per item row, got {tuple(item_ids.shape)}.")
+        if bank.dim() != 2 or bank.shape[1] != self.config.n_embd:
+            raise ValueError(f"LMRecForJointModeling: `rec_item_bank` must have shape (N, {self.config.n_embd}) "
+                             f"(z_i of every catalog item), got {tuple(bank.shape)}.")
+        if item_ids.numel() and (int(item_ids.min()) < 0 or int(item_ids.max()) >= bank.shape[0]):
+            raise ValueError(f"LMRecForJointModeling: `rec_item_ids` must lie in [0, {bank.shape[0]}) (the bank's "
+                             f"rows), got {int(item_ids.min())} to {int(item_ids.max())}.")
+        candidates = self.item_projection(bank.to(item_embeds)).index_copy(0, item_ids, item_embeds)  # (N, p)
+        if rec_labels is None:
+            return candidates, None
+        if rec_labels.shape[-1] != item_ids.shape[0] or rec_labels.dim() not in (2, 3):
+            raise ValueError(f"LMRecForJointModeling: with `rec_item_bank`, `rec_labels` must be (B, M) or (B, P, M) "
+                             f"over the M={item_ids.shape[0]} shared item rows, got {tuple(rec_labels.shape)}.")
+        spread = rec_labels.new_zeros(*rec_labels.shape[:-1], bank.shape[0])
+        spread[..., item_ids.to(spread.device)] = rec_labels
+        return candidates, spread
 
     @staticmethod
     def _lm_loss(terms: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:

@@ -11,6 +11,8 @@ from transformers import EarlyStoppingCallback, Trainer
 
 from .collators import JointBatchSampler, JointDataset, LMRecCollator
 from .data import RecData, eval_pairs, train_pairs
+from .evaluation import embed_texts
+from .formatting_lmrec import format_item
 from .model_card import LMRecModelCardCallback, LMRecModelCardData
 from .training_args import LMRecTrainingArguments
 
@@ -47,6 +49,8 @@ class LMRecTrainer(Trainer):
             self.model.config.rec_loss_type = self.args.rec_loss_type
         self._initial_rec_loss_weight = (self.args.rec_loss_weight if self.args.rec_loss_weight is not None
                                          else self.model.config.rec_loss_weight)
+        self._item_bank: torch.Tensor | None = None  # z_i of every catalog item (item_bank_refresh_steps)
+        self._item_bank_step = 0
         self._component_sums: dict[str, float] = {}
         self._component_count = 0
         self.card_data = LMRecModelCardData()
@@ -64,7 +68,8 @@ class LMRecTrainer(Trainer):
                                  num_negatives=args.num_negatives, negatives=args.negatives, seed=args.seed,
                                  prefix_pairs=args.prefix_pairs, logq_correction=args.logq_correction,
                                  item_max_length=getattr(model.config, "item_max_length", None),
-                                 lm_on_users=args.lm_on_rec_histories and args.mode == "joint")
+                                 lm_on_users=args.lm_on_rec_histories and args.mode == "joint",
+                                 item_ids=args.item_bank_refresh_steps > 0)
         if use_lm and lm_texts is None:
             raise ValueError(f"mode={args.mode!r} trains the LM loss, so it needs `lm_texts`.")
         if use_rec and rec_pairs is None:
@@ -111,8 +116,31 @@ class LMRecTrainer(Trainer):
         return rec_loss_weight_at(self.state.global_step, self.state.max_steps, self._initial_rec_loss_weight,
                                   self.args.rec_loss_weight_schedule, self.args.rec_loss_weight_min_ratio)
 
+    def item_bank(self, model) -> torch.Tensor:
+        """
+        z_i of every catalog item, encoded without gradient in eval mode and kept for `item_bank_refresh_steps`
+        optimizer steps. Each process encodes the whole catalog (N x d floats).
+        """
+        step = self.state.global_step
+        if self._item_bank is None or step - self._item_bank_step >= self.args.item_bank_refresh_steps:
+            collator: LMRecCollator = self.data_collator
+            unwrapped = self.accelerator.unwrap_model(model)
+            unwrapped.eval()
+            try:
+                bank = embed_texts(unwrapped, collator.tokenizer, [format_item(t) for t in collator.item_texts],
+                                   None, batch_size=256, max_length=collator.item_max_length, cut="right",
+                                   progress=False)
+            finally:
+                unwrapped.train()
+            self._item_bank, self._item_bank_step = bank.to(self.args.device), step
+        return self._item_bank
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         rec_loss_weight = self.current_rec_loss_weight()
+        item_ids = inputs.pop("rec_item_ids", None)
+        if item_ids is not None and model.training and "rec_labels" in inputs:
+            # the bank serves the training loss; the validation loss stays over the batch's items, like before
+            inputs = dict(inputs, rec_item_ids=item_ids, rec_item_bank=self.item_bank(model))
         outputs = model(**inputs, rec_loss_weight=rec_loss_weight)
         if model.training:
             for name in ("lm_loss", "rec_loss"):

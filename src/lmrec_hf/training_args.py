@@ -72,6 +72,13 @@ class LMRecTrainingArguments(TrainingArguments):
         metadata={"help": "Option for prefix_pairs: subtract each candidate's log sampling probability inside the "
                           "rec loss, so popularity-drawn in-batch negatives do not push popular items down."},
     )
+    item_bank_refresh_steps: int = field(
+        default=0,
+        metadata={"help": "Option, not the paper's recipe: score every user (or prefix) against the whole catalog, "
+                          "not only the batch's items. The catalog's item features are encoded without gradient "
+                          "every this many steps; the batch's own items stay fresh. 0 turns it off. Needs "
+                          "negatives='shared' or prefix_pairs, and no logq_correction."},
+    )
     max_length: int = field(default=256, metadata={"help": "Tokens per history (left-truncated, keeps EOS)."})
     max_history_items: int = field(default=50, metadata={"help": "Most recent items kept before tokenizing."})
     item_max_length: int | None = field(
@@ -122,6 +129,16 @@ class LMRecTrainingArguments(TrainingArguments):
         if self.num_negatives < 0 or self.early_stopping_patience_steps < 0:
             raise ValueError("LMRecTrainingArguments: `num_negatives` and `early_stopping_patience_steps` must be "
                              f">= 0, got {self.num_negatives} and {self.early_stopping_patience_steps}.")
+        if self.item_bank_refresh_steps < 0:
+            raise ValueError("LMRecTrainingArguments: `item_bank_refresh_steps` must be >= 0 (0 turns the item bank "
+                             f"off), got {self.item_bank_refresh_steps}.")
+        if self.item_bank_refresh_steps and self.logq_correction:
+            raise ValueError("LMRecTrainingArguments: `item_bank_refresh_steps` scores the whole catalog, so no "
+                             "candidate is sampled and `logq_correction` has nothing to correct; set "
+                             "logq_correction=False or item_bank_refresh_steps=0.")
+        if self.item_bank_refresh_steps and self.negatives == "per_user" and not self.prefix_pairs:
+            raise ValueError("LMRecTrainingArguments: `item_bank_refresh_steps` needs negatives='shared' or "
+                             "prefix_pairs=True (items shared by the batch's users), got negatives='per_user'.")
         if self.rec_loss_weight is not None and self.rec_loss_weight < 0:
             raise ValueError(f"LMRecTrainingArguments: `rec_loss_weight` (λ) must be >= 0, got {self.rec_loss_weight}.")
         if not 0 <= self.rec_loss_weight_min_ratio <= 1:
