@@ -7,6 +7,7 @@ import torch
 from lmrec_hf import format_history, format_item
 from lmrec_hf.collators import JointBatchSampler, JointDataset, LMRecCollator, sample_negatives
 from lmrec_hf.data import lm_texts, train_pairs
+from lmrec_hf.formatting_lmrec import tokenize_items
 
 from .test_data import write_unisrec
 
@@ -110,6 +111,31 @@ def test_rec_batch_shared_layout(toy, tokenizer):
     assert torch.equal(labels.sum(1), torch.ones(5))
     assert batch["item_input_ids"].shape[0] <= 5 + 5 * 2  # each distinct item encoded once
     assert "input_ids" not in batch
+
+
+@pytest.mark.parametrize("prefix_pairs", [False, True])
+def test_item_ids_name_the_catalog_row_of_each_item_row(toy, tokenizer, prefix_pairs):
+    dataset = JointDataset(train_pairs(toy), None)
+    collator = LMRecCollator(tokenizer, toy, num_negatives=2, negatives="shared", seed=0, prefix_pairs=prefix_pairs,
+                             item_ids=True)
+    batch = collator(_examples(dataset, [("rec", i) for i in range(5)]))
+    ids = batch["rec_item_ids"]
+    assert ids.shape == (batch["item_input_ids"].shape[0],) and len(set(ids.tolist())) == len(ids)
+    for row, item in enumerate(ids.tolist()):  # each item row encodes that catalog item
+        encoded = batch["item_input_ids"][row][batch["item_attention_mask"][row].bool()].tolist()
+        assert encoded == tokenize_items(tokenizer, [format_item(toy.item_texts[item])], 64)["input_ids"][0].tolist()
+    # each row's positive is the target of its pair
+    positives = batch["rec_labels"][..., :] == 1.0
+    eos = positives[torch.arange(5), (batch["user_positions"] >= 0).sum(1) - 1] if prefix_pairs else positives
+    targets = [toy.sequences[dataset[("rec", i)]["user_row"]][dataset[("rec", i)]["position"]] for i in range(5)]
+    assert [ids[row.nonzero().item()].item() for row in eos] == targets
+    assert "rec_item_ids" not in LMRecCollator(tokenizer, toy, negatives="shared")(_examples(dataset, [("rec", 0)]))
+
+
+def test_item_ids_need_items_shared_by_the_batch(toy, tokenizer):
+    with pytest.raises(ValueError, match="item_ids=True needs negatives='shared' or prefix_pairs=True, got "
+                                         "negatives='per_user'"):
+        LMRecCollator(tokenizer, toy, negatives="per_user", item_ids=True)
 
 
 def test_history_is_capped_to_recent_items(toy, tokenizer):

@@ -294,3 +294,66 @@ def test_log_q_correction_changes_the_loss_only(model, batch, items):
     assert torch.allclose(plain.rec_logits, corrected.rec_logits)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(plain.rec_logits - log_q, labels)
     assert torch.allclose(corrected.rec_loss, expected, atol=1e-6)
+
+
+def _bank_inputs(model, batch, items):
+    """Five users, the 8 item rows as catalog rows [9, 2, 0, 5, 11, 3, 7, 1] of a 12-item bank."""
+    torch.manual_seed(1)
+    return dict(user_input_ids=batch["input_ids"], user_attention_mask=batch["attention_mask"],
+                item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"],
+                rec_item_ids=torch.tensor([9, 2, 0, 5, 11, 3, 7, 1]),
+                rec_item_bank=torch.randn(12, model.config.n_embd))
+
+
+def test_item_bank_scores_the_whole_catalog(model, batch, items):
+    model.eval()
+    model.config.rec_loss_type = "softmax"
+    rec = _bank_inputs(model, batch, items)
+    labels = torch.zeros(5, 8)
+    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
+    labels[0, 6] = -1.0  # ignored: catalog row 7 for user 0
+    out = model(**rec, rec_labels=labels)
+    assert out.rec_logits.shape == (5, 12)
+    # the batch's rows are its fresh encodings; the others are W_i applied to the bank
+    candidates = model.item_projection(rec["rec_item_bank"]).detach().clone()
+    candidates[rec["rec_item_ids"]] = out.item_embeds.detach()
+    assert torch.allclose(out.rec_logits, out.user_embeds @ candidates.T, atol=1e-5)
+    expected_logits = out.rec_logits.detach().clone()
+    expected_logits[0, 7] = float("-inf")
+    targets = rec["rec_item_ids"][torch.tensor([0, 3, 5, 2, 7])]  # catalog rows 9, 5, 3, 0, 1
+    expected = torch.nn.functional.cross_entropy(expected_logits, targets)
+    assert torch.allclose(out.rec_loss, expected, atol=1e-5)
+    out.rec_loss.backward()
+    assert model.item_projection.weight.grad.abs().sum() > 0  # W_i learns from the bank rows too
+    assert rec["rec_item_bank"].grad is None
+
+
+def test_item_bank_with_prefix_positions(model, batch, items):
+    model.eval()
+    model.config.rec_loss_type = "softmax"
+    rec = _bank_inputs(model, batch, items)
+    rec["user_input_ids"], rec["user_attention_mask"] = batch["input_ids"][:2], batch["attention_mask"][:2]
+    positions = torch.tensor([[2, 5, -1], [1, 3, 4]])
+    labels = torch.zeros(2, 3, 8)
+    labels[0, 0, 1] = labels[0, 1, 2] = labels[1, 0, 3] = labels[1, 1, 4] = labels[1, 2, 5] = 1.0
+    out = model(**rec, user_positions=positions, rec_labels=labels)
+    assert out.rec_logits.shape == (2, 3, 12)
+    logits = out.rec_logits[positions >= 0]
+    targets = rec["rec_item_ids"][torch.tensor([1, 2, 3, 4, 5])]
+    assert torch.allclose(out.rec_loss, torch.nn.functional.cross_entropy(logits, targets), atol=1e-5)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(rec_item_bank=None), "got `rec_item_ids` without `rec_item_bank`"),
+    (dict(rec_item_ids=None), "got `rec_item_bank` without `rec_item_ids`"),
+    (dict(rec_log_q=torch.zeros(8)), "got `rec_log_q` with `rec_item_bank`"),
+    (dict(rec_item_ids=torch.tensor([0, 1])), r"`rec_item_ids` must have shape \(8,\), one catalog row per item"),
+    (dict(rec_item_ids=torch.tensor([9, 2, 0, 5, 12, 3, 7, 1])), r"must lie in \[0, 12\).*got 0 to 12"),
+    (dict(rec_item_bank=torch.zeros(12, 3)), r"`rec_item_bank` must have shape \(N, 32\).*got \(12, 3\)"),
+])
+def test_item_bank_bad_inputs(model, batch, items, change, message):
+    rec = dict(_bank_inputs(model, batch, items), **change)
+    labels = torch.zeros(5, 8)
+    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
+    with pytest.raises(ValueError, match=message):
+        model(**{k: v for k, v in rec.items() if v is not None}, rec_labels=labels)

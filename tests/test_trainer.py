@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from lmrec_hf import LMRecConfig, LMRecForJointModeling
+from lmrec_hf import LMRecConfig, LMRecForJointModeling, format_item
 from lmrec_hf.data import lm_texts, load_unisrec
 from lmrec_hf.runner import ModelArguments, build_lm_stream, tokenizer_corpus
 from lmrec_hf.trainer import LMRecTrainer, rec_loss_weight_at
@@ -167,10 +167,57 @@ def test_early_stopping_on_rec_validation_loss(toy, tokenizer, tmp_path):
     ("rec_loss_weight", -1.0, r"`rec_loss_weight` \(λ\) must be >= 0, got -1.0"),
     ("rec_loss_weight_min_ratio", 2.0, r"must be in \[0, 1\], got 2.0"),
     ("item_max_length", 1, r"`item_max_length` must be None or at least 2 \(a token and the EOS\), got 1"),
+    ("item_bank_refresh_steps", -1, r"`item_bank_refresh_steps` must be >= 0 \(0 turns the item bank off\), got -1"),
 ])
 def test_bad_arguments(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
         _args(tmp_path, **{field: value})
+
+
+def test_item_bank_needs_shared_items_and_no_logq(tmp_path):
+    with pytest.raises(ValueError, match="`logq_correction` has nothing to correct; set logq_correction=False"):
+        _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, logq_correction=True)
+    with pytest.raises(ValueError, match="needs negatives='shared' or prefix_pairs=True .*got negatives='per_user'"):
+        _args(tmp_path, negatives="per_user", item_bank_refresh_steps=5)
+    assert _args(tmp_path, negatives="per_user", prefix_pairs=True, item_bank_refresh_steps=5).item_bank_refresh_steps
+
+
+@pytest.mark.parametrize("prefix_pairs", [False, True])
+def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, tokenizer, tmp_path, monkeypatch,
+                                                                      prefix_pairs):
+    import lmrec_hf.trainer as trainer_module
+
+    encoded_at, forwards = [], []
+    real_embed = trainer_module.embed_texts
+
+    def counting_embed(model, *args, **kwargs):
+        encoded_at.append((trainer.state.global_step, model.training))
+        return real_embed(model, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "embed_texts", counting_embed)
+    model = _model(tokenizer)
+    real_forward = model.forward
+    model.forward = lambda **inputs: forwards.append((inputs.get("rec_item_bank"), model.training)) or real_forward(
+        **inputs)
+    args = _args(tmp_path, mode="rec_only", negatives="shared", rec_loss_type="softmax", max_steps=5,
+                 item_bank_refresh_steps=2, prefix_pairs=prefix_pairs, eval_strategy="steps", eval_steps=5,
+                 early_stopping_patience_steps=0)
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy)
+    trainer.train()
+    assert encoded_at == [(0, False), (2, False), (4, False)]  # encoded in eval mode, every 2 steps
+    bank = trainer._item_bank
+    assert bank.shape == (len(toy.item_texts), model.config.n_embd)
+    training, evaluation = forwards[:5], forwards[5:]
+    # back in train mode after each encoding
+    assert all(b is not None and b.shape == bank.shape and mode for b, mode in training)
+    assert evaluation and all(b is None for b, _ in evaluation)  # the validation loss stays over the batch's items
+    assert math.isfinite(trainer.state.log_history[0]["rec_loss"])
+    model.eval()
+    with torch.no_grad():
+        expected = real_embed(model, tokenizer, [format_item(t) for t in toy.item_texts], None, max_length=64,
+                              cut="right")
+    trainer._item_bank = None  # the next call re-encodes the catalog with the current weights
+    assert torch.allclose(trainer.item_bank(model), expected, atol=1e-5)
 
 
 def test_lm_mode_needs_lm_texts(toy, tokenizer, tmp_path):
