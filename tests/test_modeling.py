@@ -305,10 +305,29 @@ def _bank_inputs(model, batch, items):
                 rec_item_bank=torch.randn(12, model.config.n_embd))
 
 
-def test_item_bank_scores_the_whole_catalog(model, batch, items):
-    model.eval()
+def test_item_bank_separate_loss_averages_the_batch_and_the_bank(model, batch, items):
     model.config.rec_loss_type = "softmax"
     rec = _bank_inputs(model, batch, items)
+    labels = torch.zeros(5, 8)
+    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
+    labels[0, 6] = -1.0  # ignored: catalog row 7 for user 0
+    log_q = torch.log(torch.tensor([8.0, 1, 1, 1, 1, 1, 1, 0.5]))
+    plain = {k: v for k, v in rec.items() if not k.startswith("rec_item")}
+    batch_only = model(**plain, rec_labels=labels, rec_log_q=log_q)
+    out = model(**rec, rec_labels=labels, rec_log_q=log_q)
+    assert torch.allclose(out.rec_logits, batch_only.rec_logits)  # the logits stay over the batch's 8 items
+    bank_logits = out.user_embeds @ model.item_projection(rec["rec_item_bank"]).T  # every row from the bank
+    bank_logits[0, 7] = float("-inf")
+    targets = rec["rec_item_ids"][torch.tensor([0, 3, 5, 2, 7])]
+    bank_loss = torch.nn.functional.cross_entropy(bank_logits, targets)
+    assert torch.allclose(out.rec_loss, (batch_only.rec_loss + bank_loss) / 2, atol=1e-5)
+    out.rec_loss.backward()
+    assert model.item_projection.weight.grad.abs().sum() > 0 and rec["rec_item_bank"].grad is None
+
+
+def test_item_bank_fresh_over_bank_scores_the_whole_catalog(model, batch, items):
+    model.config.rec_loss_type = "softmax"
+    rec = dict(_bank_inputs(model, batch, items), rec_item_bank_loss="fresh_over_bank")
     labels = torch.zeros(5, 8)
     labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
     labels[0, 6] = -1.0  # ignored: catalog row 7 for user 0
@@ -329,9 +348,8 @@ def test_item_bank_scores_the_whole_catalog(model, batch, items):
 
 
 def test_item_bank_with_prefix_positions(model, batch, items):
-    model.eval()
     model.config.rec_loss_type = "softmax"
-    rec = _bank_inputs(model, batch, items)
+    rec = dict(_bank_inputs(model, batch, items), rec_item_bank_loss="fresh_over_bank")
     rec["user_input_ids"], rec["user_attention_mask"] = batch["input_ids"][:2], batch["attention_mask"][:2]
     positions = torch.tensor([[2, 5, -1], [1, 3, 4]])
     labels = torch.zeros(2, 3, 8)
@@ -346,7 +364,9 @@ def test_item_bank_with_prefix_positions(model, batch, items):
 @pytest.mark.parametrize("change,message", [
     (dict(rec_item_bank=None), "got `rec_item_ids` without `rec_item_bank`"),
     (dict(rec_item_ids=None), "got `rec_item_bank` without `rec_item_ids`"),
-    (dict(rec_log_q=torch.zeros(8)), "got `rec_log_q` with `rec_item_bank`"),
+    (dict(rec_log_q=torch.zeros(8), rec_item_bank_loss="fresh_over_bank"),
+     "got `rec_log_q` with `rec_item_bank` and rec_item_bank_loss='fresh_over_bank'"),
+    (dict(rec_item_bank_loss="replace"), r"`rec_item_bank_loss` must be one of \('separate', 'fresh_over_bank'\)"),
     (dict(rec_item_ids=torch.tensor([0, 1])), r"`rec_item_ids` must have shape \(8,\), one catalog row per item"),
     (dict(rec_item_ids=torch.tensor([9, 2, 0, 5, 12, 3, 7, 1])), r"must lie in \[0, 12\).*got 0 to 12"),
     (dict(rec_item_bank=torch.zeros(12, 3)), r"`rec_item_bank` must have shape \(N, 32\).*got \(12, 3\)"),

@@ -176,15 +176,19 @@ def test_bad_arguments(tmp_path, field, value, message):
 
 def test_item_bank_needs_shared_items_and_no_logq(tmp_path):
     with pytest.raises(ValueError, match="`logq_correction` has nothing to correct; set logq_correction=False"):
-        _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, logq_correction=True)
+        _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, logq_correction=True,
+              item_bank_loss="fresh_over_bank")
+    assert _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, logq_correction=True).logq_correction
+    with pytest.raises(ValueError, match=r"`item_bank_loss` must be one of \('separate', 'fresh_over_bank'\), got 'x'"):
+        _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, item_bank_loss="x")
     with pytest.raises(ValueError, match="needs negatives='shared' or prefix_pairs=True .*got negatives='per_user'"):
         _args(tmp_path, negatives="per_user", item_bank_refresh_steps=5)
     assert _args(tmp_path, negatives="per_user", prefix_pairs=True, item_bank_refresh_steps=5).item_bank_refresh_steps
 
 
-@pytest.mark.parametrize("prefix_pairs", [False, True])
+@pytest.mark.parametrize("prefix_pairs,bank_loss", [(False, "fresh_over_bank"), (True, "separate")])
 def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, tokenizer, tmp_path, monkeypatch,
-                                                                      prefix_pairs):
+                                                                      prefix_pairs, bank_loss):
     import lmrec_hf.trainer as trainer_module
 
     encoded_at, forwards = [], []
@@ -197,10 +201,11 @@ def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, token
     monkeypatch.setattr(trainer_module, "embed_texts", counting_embed)
     model = _model(tokenizer)
     real_forward = model.forward
-    model.forward = lambda **inputs: forwards.append((inputs.get("rec_item_bank"), model.training)) or real_forward(
-        **inputs)
+    model.forward = lambda **inputs: forwards.append((inputs.get("rec_item_bank"), model.training,
+                                                      inputs.get("rec_item_bank_loss"))) or real_forward(**inputs)
     args = _args(tmp_path, mode="rec_only", negatives="shared", rec_loss_type="softmax", max_steps=5,
-                 item_bank_refresh_steps=2, prefix_pairs=prefix_pairs, eval_strategy="steps", eval_steps=5,
+                 item_bank_refresh_steps=2, item_bank_loss=bank_loss, prefix_pairs=prefix_pairs,
+                 logq_correction=bank_loss == "separate", eval_strategy="steps", eval_steps=5,
                  early_stopping_patience_steps=0)
     trainer = LMRecTrainer.from_data(model, args, tokenizer, toy)
     trainer.train()
@@ -209,8 +214,8 @@ def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, token
     assert bank.shape == (len(toy.item_texts), model.config.n_embd)
     training, evaluation = forwards[:5], forwards[5:]
     # back in train mode after each encoding
-    assert all(b is not None and b.shape == bank.shape and mode for b, mode in training)
-    assert evaluation and all(b is None for b, _ in evaluation)  # the validation loss stays over the batch's items
+    assert all(b is not None and b.shape == bank.shape and mode and how == bank_loss for b, mode, how in training)
+    assert evaluation and all(b is None for b, _, _ in evaluation)  # the validation loss stays over the batch's items
     assert math.isfinite(trainer.state.log_history[0]["rec_loss"])
     model.eval()
     with torch.no_grad():

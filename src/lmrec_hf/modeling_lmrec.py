@@ -100,6 +100,9 @@ def pool_eos(
     return last_hidden_state[torch.arange(input_ids.shape[0], device=input_ids.device), last]  # (B, d)
 
 
+ITEM_BANK_LOSSES = ("separate", "fresh_over_bank")
+
+
 class LMRecPreTrainedModel(PreTrainedModel):
     config_class = LMRecConfig
     config: LMRecConfig
@@ -304,6 +307,7 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         rec_log_q: torch.Tensor | None = None,
         rec_item_ids: torch.LongTensor | None = None,
         rec_item_bank: torch.Tensor | None = None,
+        rec_item_bank_loss: str = "separate",
         **kwargs,
     ) -> LMRecJointOutput:
         r"""
@@ -332,11 +336,18 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         rec_item_ids (`torch.LongTensor` of shape `(M,)`, *optional*):
             The catalog row of each of the M item rows, for `rec_item_bank`.
         rec_item_bank (`torch.Tensor` of shape `(N, d)`, *optional*):
-            Score against the whole catalog (an option, not the paper's recipe): z_i for all N catalog items, encoded
-            earlier without gradient. The batch's M items keep their fresh encodings; the other rows come from the
-            bank (W_i is applied to them here, so it still learns from them). `rec_labels` (last dimension M) are
-            spread over the N columns, unlabelled items counting as negatives, and `rec_logits` come back with N
-            columns. Needs the shared layout (M items scored by every user) and no `rec_log_q`: nothing is sampled.
+            Score against the whole catalog too (an option, not the paper's recipe): z_i for all N catalog items,
+            encoded earlier without gradient. W_i is applied to them here, so it learns from them. `rec_labels` (last
+            dimension M) are spread over the N columns, unlabelled items counting as negatives. Needs the shared
+            layout (M items scored by every user). How the bank enters L2 is `rec_item_bank_loss`.
+        rec_item_bank_loss (`str`, *optional*, defaults to `"separate"`):
+            `"separate"`: L2 is the mean of the loss over the batch's M fresh items (with `rec_log_q` if given) and
+            a loss over the N bank rows alone, the batch's items included, so every candidate of that second loss
+            was encoded at the same time. `rec_logits` stay over the M items.
+            `"fresh_over_bank"`: one loss over the N rows, the batch's M items with their fresh encodings and the
+            others from the bank; `rec_logits` come back with N columns and `rec_log_q` is refused (nothing is
+            sampled). The positive is then always a fresh row and most negatives are older ones, which a model can
+            learn to tell apart instead of ranking (docs/results.md shows it did on Scientific).
         """
         kwargs.pop("num_items_in_batch", None)  # passed by Trainer; our losses are per-batch means
         if (user_input_ids is None) != (item_input_ids is None):
@@ -360,10 +371,14 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
                                                                                           "rec_item_ids")
             raise ValueError(f"LMRecForJointModeling: got `{given}` without `{missing}`. Scoring against the catalog "
                              "needs both: the bank of item features and the catalog row of each batch item.")
-        if rec_item_bank is not None and rec_log_q is not None:
-            raise ValueError("LMRecForJointModeling: got `rec_log_q` with `rec_item_bank`. The bank scores every "
-                             "catalog item, so no candidate was sampled and there is nothing to correct; drop "
-                             "`rec_log_q` (logq_correction) or the bank.")
+        if rec_item_bank_loss not in ITEM_BANK_LOSSES:
+            raise ValueError(f"LMRecForJointModeling: `rec_item_bank_loss` must be one of {ITEM_BANK_LOSSES}, got "
+                             f"{rec_item_bank_loss!r}.")
+        if rec_item_bank is not None and rec_log_q is not None and rec_item_bank_loss == "fresh_over_bank":
+            raise ValueError("LMRecForJointModeling: got `rec_log_q` with `rec_item_bank` and "
+                             "rec_item_bank_loss='fresh_over_bank'. That loss scores every catalog item, so no "
+                             "candidate was sampled and there is nothing to correct; drop `rec_log_q` "
+                             "(logq_correction) or use rec_item_bank_loss='separate'.")
 
         lm_terms = []  # (logits, labels) of every stream L1 is computed on
         logits = None
@@ -389,15 +404,22 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
                 z_u = user_out.last_hidden_state[rows, user_positions.clamp(min=0)]  # (B, P, d)
             user_embeds = self.user_projection(z_u)  # (B, p) or (B, P, p)
             item_embeds = self.embed(item_input_ids, item_attention_mask, projection="item")  # (M, p)
-            candidates = item_embeds
-            if rec_item_bank is not None:
-                candidates, rec_labels = self._spread_over_catalog(item_embeds, rec_item_ids, rec_item_bank,
-                                                                   rec_labels)
-            rec_logits = self._score(user_embeds, candidates, rec_labels)
+            valid = None if user_positions is None else (user_positions >= 0)
+            if rec_item_bank is not None and rec_item_bank_loss == "fresh_over_bank":
+                item_embeds_over_bank, rec_labels = self._spread_over_catalog(item_embeds, rec_item_ids,
+                                                                              rec_item_bank, rec_labels, fresh=True)
+                rec_logits = self._score(user_embeds, item_embeds_over_bank, rec_labels)
+            else:
+                rec_logits = self._score(user_embeds, item_embeds, rec_labels)
             if rec_labels is not None:
-                valid = None if user_positions is None else (user_positions >= 0)
                 corrected = rec_logits if rec_log_q is None else rec_logits - rec_log_q.to(rec_logits)
                 rec_loss = self._rec_loss(corrected, rec_labels.to(rec_logits.device), valid)
+            if rec_item_bank is not None and rec_item_bank_loss == "separate":
+                bank_embeds, bank_labels = self._spread_over_catalog(item_embeds, rec_item_ids, rec_item_bank,
+                                                                     rec_labels, fresh=False)
+                bank_logits = self._score(user_embeds, bank_embeds, bank_labels)
+                if bank_labels is not None:
+                    rec_loss = (rec_loss + self._rec_loss(bank_logits, bank_labels.to(bank_logits.device), valid)) / 2
         lm_loss = self._lm_loss(lm_terms) if lm_terms else None
 
         if rec_loss_weight is None:
@@ -417,8 +439,11 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         )
 
     def _spread_over_catalog(self, item_embeds: torch.Tensor, item_ids: torch.LongTensor, bank: torch.Tensor,
-                             rec_labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """W_i z for every catalog item (the batch's fresh rows over the bank's), and the labels over the catalog."""
+                             rec_labels: torch.Tensor | None, fresh: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        W_i z for every catalog item from the bank, with the batch's fresh `item_embeds` over their rows when `fresh`,
+        and the labels spread over the catalog.
+        """
         item_ids = item_ids.to(item_embeds.device).long()
         if item_ids.dim() != 1 or item_ids.shape[0] != item_embeds.shape[0]:
             raise ValueError(f"LMRecForJointModeling: `rec_item_ids` must have shape ({item_embeds.shape[0]},), one "
@@ -429,10 +454,12 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         if item_ids.numel() and (int(item_ids.min()) < 0 or int(item_ids.max()) >= bank.shape[0]):
             raise ValueError(f"LMRecForJointModeling: `rec_item_ids` must lie in [0, {bank.shape[0]}) (the bank's "
                              f"rows), got {int(item_ids.min())} to {int(item_ids.max())}.")
-        candidates = self.item_projection(bank.to(item_embeds)).index_copy(0, item_ids, item_embeds)  # (N, p)
+        candidates = self.item_projection(bank.to(item_embeds))  # (N, p)
+        if fresh:
+            candidates = candidates.index_copy(0, item_ids, item_embeds)
         if rec_labels is None:
             return candidates, None
-        if rec_labels.shape[-1] != item_ids.shape[0] or rec_labels.dim() not in (2, 3):
+        if rec_labels.dim() not in (2, 3):
             raise ValueError(f"LMRecForJointModeling: with `rec_item_bank`, `rec_labels` must be (B, M) or (B, P, M) "
                              f"over the M={item_ids.shape[0]} shared item rows, got {tuple(rec_labels.shape)}.")
         spread = rec_labels.new_zeros(*rec_labels.shape[:-1], bank.shape[0])

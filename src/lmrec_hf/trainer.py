@@ -140,7 +140,8 @@ class LMRecTrainer(Trainer):
         item_ids = inputs.pop("rec_item_ids", None)
         if item_ids is not None and model.training and "rec_labels" in inputs:
             # the bank serves the training loss; the validation loss stays over the batch's items, like before
-            inputs = dict(inputs, rec_item_ids=item_ids, rec_item_bank=self.item_bank(model))
+            inputs = dict(inputs, rec_item_ids=item_ids, rec_item_bank=self.item_bank(model),
+                          rec_item_bank_loss=self.args.item_bank_loss)
         outputs = model(**inputs, rec_loss_weight=rec_loss_weight)
         if model.training:
             for name in ("lm_loss", "rec_loss"):

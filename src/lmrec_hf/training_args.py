@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .collators import NEGATIVE_LAYOUTS
+from .modeling_lmrec import ITEM_BANK_LOSSES
 
 MODES = ("joint", "rec_only", "lm_only")
 LAMBDA_SCHEDULES = ("cosine", "constant")
@@ -76,8 +77,14 @@ class LMRecTrainingArguments(TrainingArguments):
         default=0,
         metadata={"help": "Option, not the paper's recipe: score every user (or prefix) against the whole catalog, "
                           "not only the batch's items. The catalog's item features are encoded without gradient "
-                          "every this many steps; the batch's own items stay fresh. 0 turns it off. Needs "
-                          "negatives='shared' or prefix_pairs, and no logq_correction."},
+                          "every this many steps. 0 turns it off. Needs negatives='shared' or prefix_pairs."},
+    )
+    item_bank_loss: str = field(
+        default="separate",
+        metadata={"help": "How the item bank enters L2. separate: the mean of the loss over the batch's fresh items "
+                          "and a loss over the bank's rows alone. fresh_over_bank: one loss over the catalog, the "
+                          "batch's items fresh and the rest from the bank (no logq_correction); a model can learn to "
+                          "tell fresh rows from old ones, as it did on Scientific (docs/results.md)."},
     )
     max_length: int = field(default=256, metadata={"help": "Tokens per history (left-truncated, keeps EOS)."})
     max_history_items: int = field(default=50, metadata={"help": "Most recent items kept before tokenizing."})
@@ -132,10 +139,13 @@ class LMRecTrainingArguments(TrainingArguments):
         if self.item_bank_refresh_steps < 0:
             raise ValueError("LMRecTrainingArguments: `item_bank_refresh_steps` must be >= 0 (0 turns the item bank "
                              f"off), got {self.item_bank_refresh_steps}.")
-        if self.item_bank_refresh_steps and self.logq_correction:
-            raise ValueError("LMRecTrainingArguments: `item_bank_refresh_steps` scores the whole catalog, so no "
+        if self.item_bank_loss not in ITEM_BANK_LOSSES:
+            raise ValueError(f"LMRecTrainingArguments: `item_bank_loss` must be one of {ITEM_BANK_LOSSES}, got "
+                             f"{self.item_bank_loss!r}.")
+        if self.item_bank_refresh_steps and self.logq_correction and self.item_bank_loss == "fresh_over_bank":
+            raise ValueError("LMRecTrainingArguments: item_bank_loss='fresh_over_bank' scores the whole catalog, so no "
                              "candidate is sampled and `logq_correction` has nothing to correct; set "
-                             "logq_correction=False or item_bank_refresh_steps=0.")
+                             "logq_correction=False, or item_bank_loss='separate'.")
         if self.item_bank_refresh_steps and self.negatives == "per_user" and not self.prefix_pairs:
             raise ValueError("LMRecTrainingArguments: `item_bank_refresh_steps` needs negatives='shared' or "
                              "prefix_pairs=True (items shared by the batch's users), got negatives='per_user'.")
