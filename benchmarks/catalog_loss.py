@@ -1,0 +1,65 @@
+"""
+The rec loss of trained checkpoints on training batches, two ways: the softmax over the batch's own items (no logQ
+correction), and the softmax over the whole catalog, every item encoded by the checkpoint's final weights. A model
+trained with `item_bank_loss: fresh_over_bank` saw its positive always freshly encoded and most negatives from an
+older bank; if its catalog loss here is far above the rec loss it logged in training, it learned to tell fresh rows
+from old ones rather than to rank.
+
+    python benchmarks/catalog_loss.py ../shared/data/amazon-scientific \
+        outputs/reproduce/scientific-lmrec-items-cut-to-32-tokens-grouped-by-length-1500-steps-learning-rate-1e-3-seed42/model
+"""
+
+import argparse
+
+import torch
+from transformers import AutoTokenizer
+
+from lmrec_hf import LMRecForJointModeling
+from lmrec_hf.collators import JointDataset, LMRecCollator
+from lmrec_hf.data import load_data, resolve_data_path, train_pairs
+from lmrec_hf.evaluation import embed_texts
+from lmrec_hf.formatting_lmrec import format_item
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("data", help="a data folder, or online-retail")
+    parser.add_argument("model_dirs", nargs="+", help="checkpoints to score")
+    parser.add_argument("--batches", type=int, default=8, help="training batches drawn (seed 0)")
+    parser.add_argument("--batch-size", type=int, default=32, help="rec pairs per batch, as the CPU recipes")
+    parser.add_argument("--max-length", type=int, default=256, help="the history window, in tokens")
+    parser.add_argument("--max-history-items", type=int, default=20, help="items kept per history")
+    args = parser.parse_args()
+    data = load_data(resolve_data_path(args.data))
+    pairs = JointDataset(train_pairs(data, stride=args.max_history_items), None)
+    print(f"{len(data.item_texts):,} items; {args.batches} batches of {args.batch_size} training histories, a user "
+          "feature at every item boundary (prefix pairs), softmax rec loss")
+    print("| checkpoint | over the batch's items | over the whole catalog |")
+    print("|---|---|---|")
+    for model_dir in args.model_dirs:
+        model = LMRecForJointModeling.from_pretrained(model_dir).eval()
+        model.config.rec_loss_type = "softmax"
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        item_max_length = getattr(model.config, "item_max_length", None) or args.max_length
+        collator = LMRecCollator(tokenizer, data, max_length=args.max_length,
+                                 max_history_items=args.max_history_items, negatives="shared", seed=42,
+                                 prefix_pairs=True, item_ids=True, item_max_length=item_max_length)
+        generator = torch.Generator().manual_seed(0)
+        batch_losses, catalog_losses = [], []
+        with torch.no_grad():
+            bank = embed_texts(model, tokenizer, [format_item(t) for t in data.item_texts], None, batch_size=256,
+                               max_length=item_max_length, cut="right", progress=False)
+            for _ in range(args.batches):
+                keys = torch.randint(len(pairs), (args.batch_size,), generator=generator).tolist()
+                batch = collator([pairs[("rec", k)] for k in keys])
+                item_ids = batch.pop("rec_item_ids")
+                batch_losses.append(model(**batch).rec_loss.item())
+                # the batch's rows "fresh" and the bank's are the same weights' encodings: one softmax over the catalog
+                catalog_losses.append(model(**batch, rec_item_ids=item_ids, rec_item_bank=bank,
+                                            rec_item_bank_loss="fresh_over_bank").rec_loss.item())
+        print(f"| {model_dir} | {sum(batch_losses) / len(batch_losses):.3f} | "
+              f"{sum(catalog_losses) / len(catalog_losses):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
