@@ -55,6 +55,15 @@ def test_card_renders_what_a_user_needs(model):
     validate_model_card(card)
 
 
+def test_card_names_the_item_bank_only_when_it_is_on(model):
+    card_data = _card_data()
+    card_data.training.update(item_bank_refresh_steps=0, item_bank_loss="separate")
+    assert "Options beyond the paper's recipe: prefix_pairs." in str(render_model_card(card_data, model.config))
+    card_data.training.update(item_bank_refresh_steps=25)
+    assert ("Options beyond the paper's recipe: prefix_pairs, item_bank_refresh_steps=25, item_bank_loss=separate."
+            in str(render_model_card(card_data, model.config)))
+
+
 def test_model_index_carries_the_protocol(model):
     card = ModelCard(str(render_model_card(_card_data(), model.config)))  # parse the rendered text back
     results = card.data.eval_results

@@ -68,7 +68,7 @@ def _rate_rows(base: str) -> list[tuple[str, str]]:
 
 CHEAPER_1E3 = {"item_max_length": 32, "train_sampling_strategy": "group_by_length", "max_steps": 1500,
                "learning_rate": 1e-3}
-# The first design, as its record ran (commit 2772128, before `item_bank_loss` existed, which then behaved so).
+# The first design: commit 2772128 ran it before `item_bank_loss` existed, with code that did what fresh_over_bank does.
 CATALOG_NEGATIVES = {"logq_correction": False, "item_bank_refresh_steps": 25, "item_bank_loss": "fresh_over_bank"}
 # The second: the batch's loss with the logQ correction as before, averaged with a loss over the bank alone.
 CATALOG_EXTRA = {"item_bank_refresh_steps": 25, "item_bank_loss": "separate"}

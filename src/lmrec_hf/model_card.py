@@ -36,7 +36,7 @@ TRAINING_KEYS = ("mode", "rec_loss_weight", "rec_loss_weight_schedule", "rec_los
                  "max_length", "max_history_items", "item_max_length", "weight_decay", "warmup_steps",
                  "max_grad_norm", "train_sampling_strategy", "seed", "world_size", "train_time_s", "final_lm_loss",
                  "final_rec_loss", "best_eval_loss")
-OPTION_KEYS = ("prefix_pairs", "lm_on_rec_histories", "logq_correction", "item_bank_refresh_steps")
+OPTION_KEYS = ("prefix_pairs", "lm_on_rec_histories", "logq_correction", "item_bank_refresh_steps", "item_bank_loss")
 
 
 def protocol_id(record: dict) -> str:
@@ -190,8 +190,9 @@ def render_model_card(card_data: LMRecModelCardData, config) -> ModelCard:
     training = dict(card_data.training)
     rows = [(key, f"{value:g}" if isinstance(value, float) else value) for key, value in training.items()
             if key in TRAINING_KEYS and value is not None]
+    # item_bank_loss always has a value; it is an option only while the bank is on
     options = ", ".join(key if training[key] is True else f"{key}={training[key]}" for key in OPTION_KEYS
-                        if training.get(key))
+                        if training.get(key) and (key != "item_bank_loss" or training.get("item_bank_refresh_steps")))
     metric_keys = sorted({k for e in card_data.evaluations for k in e["metrics"]},
                          key=lambda k: (int(k.split("@")[1]), list(METRIC_NAMES).index(k.split("@")[0])
                                         if k.split("@")[0] in METRIC_NAMES else 9, k))
