@@ -125,7 +125,7 @@ def test_item_ids_name_the_catalog_row_of_each_item_row(toy, tokenizer, prefix_p
         encoded = batch["item_input_ids"][row][batch["item_attention_mask"][row].bool()].tolist()
         assert encoded == tokenize_items(tokenizer, [format_item(toy.item_texts[item])], 64)["input_ids"][0].tolist()
     # each row's positive is the target of its pair
-    positives = batch["rec_labels"][..., :] == 1.0
+    positives = batch["rec_labels"] == 1.0
     eos = positives[torch.arange(5), (batch["user_positions"] >= 0).sum(1) - 1] if prefix_pairs else positives
     targets = [toy.sequences[dataset[("rec", i)]["user_row"]][dataset[("rec", i)]["position"]] for i in range(5)]
     assert [ids[row.nonzero().item()].item() for row in eos] == targets

@@ -174,7 +174,7 @@ def test_bad_arguments(tmp_path, field, value, message):
         _args(tmp_path, **{field: value})
 
 
-def test_item_bank_needs_shared_items_and_no_logq(tmp_path):
+def test_item_bank_argument_checks(tmp_path):
     with pytest.raises(ValueError, match="`logq_correction` has nothing to correct; set logq_correction=False"):
         _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, logq_correction=True,
               item_bank_loss="fresh_over_bank")
