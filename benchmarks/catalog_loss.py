@@ -17,8 +17,7 @@ from transformers import AutoTokenizer
 from lmrec_hf import LMRecForJointModeling
 from lmrec_hf.collators import JointDataset, LMRecCollator
 from lmrec_hf.data import load_data, resolve_data_path, train_pairs
-from lmrec_hf.evaluation import embed_texts
-from lmrec_hf.formatting_lmrec import format_item
+from lmrec_hf.evaluation import encode_item_texts
 
 
 def main() -> None:
@@ -47,8 +46,8 @@ def main() -> None:
         generator = torch.Generator().manual_seed(0)
         batch_losses, catalog_losses = [], []
         with torch.no_grad():
-            bank = embed_texts(model, tokenizer, [format_item(t) for t in data.item_texts], None, batch_size=256,
-                               max_length=item_max_length, cut="right", progress=False)
+            bank = encode_item_texts(model, tokenizer, data.item_texts, projection=None, max_length=item_max_length,
+                                     progress=False)
             for _ in range(args.batches):
                 keys = torch.randint(len(pairs), (args.batch_size,), generator=generator).tolist()
                 batch = collator([pairs[("rec", k)] for k in keys])

@@ -9,6 +9,7 @@ from transformers import TrainerCallback
 
 from lmrec_hf import LMRecConfig, LMRecForJointModeling, format_item
 from lmrec_hf.data import lm_texts, load_unisrec
+from lmrec_hf.evaluation import embed_texts
 from lmrec_hf.runner import ModelArguments, build_lm_stream, tokenizer_corpus
 from lmrec_hf.trainer import LMRecTrainer, rec_loss_weight_at
 from lmrec_hf.training_args import LMRecTrainingArguments
@@ -192,13 +193,13 @@ def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, token
     import lmrec_hf.trainer as trainer_module
 
     encoded_at, forwards = [], []
-    real_embed = trainer_module.embed_texts
+    real_encode = trainer_module.encode_item_texts
 
-    def counting_embed(model, *args, **kwargs):
+    def counting_encode(model, *args, **kwargs):
         encoded_at.append((trainer.state.global_step, model.training))
-        return real_embed(model, *args, **kwargs)
+        return real_encode(model, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "embed_texts", counting_embed)
+    monkeypatch.setattr(trainer_module, "encode_item_texts", counting_encode)
     model = _model(tokenizer)
     real_forward = model.forward
     model.forward = lambda **inputs: forwards.append((inputs.get("rec_item_bank"), model.training,
@@ -219,8 +220,8 @@ def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, token
     assert math.isfinite(trainer.state.log_history[0]["rec_loss"])
     model.eval()
     with torch.no_grad():
-        expected = real_embed(model, tokenizer, [format_item(t) for t in toy.item_texts], None, max_length=64,
-                              cut="right")
+        expected = embed_texts(model, tokenizer, [format_item(t) for t in toy.item_texts], None, max_length=64,
+                               cut="right")
     trainer._item_bank = None  # the next call re-encodes the catalog with the current weights
     assert torch.allclose(trainer.item_bank(model), expected, atol=1e-5)
 

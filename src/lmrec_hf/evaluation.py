@@ -111,13 +111,22 @@ def embed_texts(model, tokenizer, texts: list[str], projection: str | None, batc
     return out
 
 
+def encode_item_texts(model, tokenizer, item_texts: list[str], projection: str | None = "item", batch_size: int = 256,
+                      max_length: int | None = None, progress: bool = True) -> torch.Tensor:
+    """
+    One vector per item text, row i = text i: W_i z (`projection="item"`) or z (`None`). Each text is formatted as an
+    item and cut from the right to `max_length` tokens; `None` means the checkpoint's `item_max_length`, else 128.
+    """
+    return embed_texts(model, tokenizer, [format_item(t) for t in item_texts], projection, batch_size,
+                       max_length or item_token_limit(model.config), "encoding items", cut="right", progress=progress)
+
+
 def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_length: int | None = None) -> torch.Tensor:
     """
     W_i z_i for every catalog item, row i = item index i. Items are cut from the right to `max_length` tokens;
     `None` means the checkpoint's `item_max_length`, else 128.
     """
-    return embed_texts(model, tokenizer, [format_item(t) for t in data.item_texts], "item", batch_size,
-                       max_length or item_token_limit(model.config), "encoding items", cut="right")
+    return encode_item_texts(model, tokenizer, data.item_texts, "item", batch_size, max_length)
 
 
 def _eval_targets(data: RecData, split: str, max_users: int | None, seed: int):

@@ -414,12 +414,12 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             if rec_labels is not None:
                 corrected = rec_logits if rec_log_q is None else rec_logits - rec_log_q.to(rec_logits)
                 rec_loss = self._rec_loss(corrected, rec_labels.to(rec_logits.device), valid)
-            if rec_item_bank is not None and rec_item_bank_loss == "separate":
+            if rec_item_bank is not None and rec_item_bank_loss == "separate" and rec_labels is not None:
+                # only a loss: without labels the bank's scores would be computed for nothing
                 bank_embeds, bank_labels = self._spread_over_catalog(item_embeds, rec_item_ids, rec_item_bank,
                                                                      rec_labels, fresh=False)
                 bank_logits = self._score(user_embeds, bank_embeds, bank_labels)
-                if bank_labels is not None:
-                    rec_loss = (rec_loss + self._rec_loss(bank_logits, bank_labels.to(bank_logits.device), valid)) / 2
+                rec_loss = (rec_loss + self._rec_loss(bank_logits, bank_labels.to(bank_logits.device), valid)) / 2
         lm_loss = self._lm_loss(lm_terms) if lm_terms else None
 
         if rec_loss_weight is None:

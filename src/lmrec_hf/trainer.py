@@ -11,8 +11,7 @@ from transformers import EarlyStoppingCallback, Trainer
 
 from .collators import JointBatchSampler, JointDataset, LMRecCollator
 from .data import RecData, eval_pairs, train_pairs
-from .evaluation import embed_texts
-from .formatting_lmrec import format_item
+from .evaluation import encode_item_texts
 from .model_card import LMRecModelCardCallback, LMRecModelCardData
 from .training_args import LMRecTrainingArguments
 
@@ -127,9 +126,8 @@ class LMRecTrainer(Trainer):
             unwrapped = self.accelerator.unwrap_model(model)
             unwrapped.eval()
             try:
-                bank = embed_texts(unwrapped, collator.tokenizer, [format_item(t) for t in collator.item_texts],
-                                   None, batch_size=256, max_length=collator.item_max_length, cut="right",
-                                   progress=False)
+                bank = encode_item_texts(unwrapped, collator.tokenizer, collator.item_texts, projection=None,
+                                         max_length=collator.item_max_length, progress=False)
             finally:
                 unwrapped.train()
             self._item_bank, self._item_bank_step = bank.to(self.args.device), step
