@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 # The main job: prepare Online Retail, train LMRec jointly, evaluate against popularity, save outputs/demo/.
 demo: setup
-	$(BIN)/lmrec-hf train training/configs/demo.yaml
+	$(BIN)/lmrec-hf train training/configs/demo-bank.yaml
 
 # The demo Space on 127.0.0.1:7860; LMREC_MODEL=ORG/NAME or a folder picks the model (default outputs/demo/model).
 space: setup

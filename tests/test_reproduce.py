@@ -152,3 +152,15 @@ def test_learning_rate_picked_per_size_on_the_valid_split(reproduce):
     picked = [(name, sorted(recalls)) for name, recalls, _, png, _ in figures if "picked-lr" in png]
     assert picked == [("OR, learning rate picked per size", ["LMRec 20m, learning rate 1e-3",
                                                             "LMRec, learning rate 1e-3"])]
+
+
+def test_make_demo_trains_the_grid_row_whole_catalog_too_on_or(reproduce):
+    import yaml
+
+    # `make demo` trains demo-bank.yaml; the grid's OR rows train demo.yaml plus each row's overrides. The demo must
+    # stay the row "LMRec, whole catalog too", so the figures docs/results.md gives for that row are the demo's.
+    assert "lmrec-hf train training/configs/demo-bank.yaml" in (ROOT / "Makefile").read_text()
+    grid = yaml.safe_load((ROOT / reproduce.DATASETS["or"]["recipe"]).read_text())
+    demo = yaml.safe_load((ROOT / "training" / "configs" / "demo-bank.yaml").read_text())
+    kind, overrides = reproduce.ROWS["LMRec, whole catalog too"]
+    assert kind == "lmrec" and demo == {**grid, **overrides}
