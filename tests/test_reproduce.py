@@ -55,6 +55,20 @@ def test_report_tables_mean_std_paper_and_order(reproduce, tmp_path):
     assert (tmp_path / "results" / "figure4-scientific.png").stat().st_size > 1000
 
 
+def test_cheaper_size_rows_get_a_figure_labelled_by_size(reproduce):
+    rows = list(reproduce.SIZES_CHEAPER)
+    records = [_fake(row, 1, 0.05 + i / 100, 0.4, parameters=300 * 10 ** i) for i, row in enumerate(rows)]
+    text, figures = reproduce.render_report(records)
+    assert [(name, png) for name, _, _, png, _ in figures] == [
+        ("Scientific, cheaper steps at 1e-3", "figure4-cheaper-scientific.png")]
+    assert "Figure 4 on the cheaper steps at learning rate 1e-3 (not the paper's recipe), OR" not in text
+    # The options every row shares are cut from the plot's labels; rows that differ keep theirs.
+    assert reproduce._short_labels(rows) == ["LMRec 1.7m", "LMRec", "LMRec 20m"]
+    assert reproduce._short_labels(["LMRec 1.7m, learning rate 1e-2", "LMRec, learning rate 1e-3"]) == [
+        "LMRec 1.7m, learning rate 1e-2", "LMRec, learning rate 1e-3"]
+    assert reproduce._short_labels(["LMRec 1.7m", "LMRec"]) == ["LMRec 1.7m", "LMRec"]
+
+
 def test_gpu_records_get_tables_of_their_own(reproduce, tmp_path):
     gpu = "1x NVIDIA H200, fp32"
     records = [_fake("LMRec", 1, 0.10, 0.5), _fake("LMRec-lm", 1, 0.06, 0.4)]

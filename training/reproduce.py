@@ -479,7 +479,7 @@ def _render_tables(records: list[dict], lines: list[str], figures: list, machine
                     _size_figure(groups, name, picked, machine, "figure4-picked-lr", ", learning rate picked per size",
                                  lines, figures)
             if key in ("figure4", "figure4-cheaper") and present:
-                _size_figure(groups, name, present, machine, key, "" if key == "figure4" else ", cheaper steps",
+                _size_figure(groups, name, present, machine, key, "" if key == "figure4" else ", cheaper steps at 1e-3",
                              lines, figures)
 
 
@@ -522,6 +522,14 @@ def _picked_rates(groups: dict, name: str, lines: list[str]) -> list[str]:
     return picked
 
 
+def _short_labels(rows: list[str]) -> list[str]:
+    """The row names without the comma-separated options they all end with (the plot's title names them)."""
+    parts = [row.split(", ") for row in rows]
+    while all(len(p) > 1 for p in parts) and len({p[-1] for p in parts}) == 1:
+        parts = [p[:-1] for p in parts]
+    return [", ".join(p) for p in parts]
+
+
 def plot_figure4(name: str, recalls: dict, parameters: dict, path: Path, machine: str = CPU) -> None:
     import matplotlib
 
@@ -535,8 +543,8 @@ def plot_figure4(name: str, recalls: dict, parameters: dict, path: Path, machine
     errors = [statistics.stdev(recalls[r]) if len(recalls[r]) > 1 else 0.0 for r in rows]
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.errorbar(x, means, yerr=errors, marker="o", capsize=3)
-    for xi, yi, row in zip(x, means, rows):
-        axis.annotate(row, (xi, yi), textcoords="offset points", xytext=(0, 8), fontsize=7, ha="center")
+    for xi, yi, label in zip(x, means, _short_labels(rows)):
+        axis.annotate(label, (xi, yi), textcoords="offset points", xytext=(0, 8), fontsize=7, ha="center")
     axis.set_xscale("log")
     axis.set_xlim(min(x) / 2, max(x) * 2)  # room for the labels at both ends
     axis.set_xticks(x, [f"{v:.2g}" for v in x])  # the sizes themselves, not log-scale minor labels
