@@ -143,10 +143,10 @@ TABLES = {
                          ["LMRec, 0% task", "LMRec, 0% task, tokenizer from the task", "LMRec, 30% task",
                           "LMRec, 30% task, tokenizer from the task", "LMRec, 100% task"]),
     "figure4": ("Figure 4: model size", ["LMRec 1.7m", "LMRec", "LMRec 20m"]),
-    # Each size at three or four learning rates; the report picks one per size on the valid split (see `_picked_rates`).
     # Not in the paper's recipe: Figure 4 at Scientific's cheaper steps, the recipe's 600 of them, at 1e-3.
     "figure4-cheaper": ("Figure 4 on the cheaper steps at learning rate 1e-3 (not the paper's recipe)",
                         list(SIZES_CHEAPER), ["scientific"]),
+    # Each size at three or four learning rates; the report picks one per size on the valid split (see `_picked_rates`).
     "figure4-lr": ("Figure 4 with the learning rate picked per size on the valid split",
                    [row for base in LEARNING_RATES for _, row in _rate_rows(base)], ["or"]),
     # Not in the paper: how far the CPU step budget is from enough (Scientific's longer runs are in "items").
