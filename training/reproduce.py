@@ -59,6 +59,7 @@ RECIPE_LEARNING_RATE = "3e-3"
 LEARNING_RATES = {"LMRec 1.7m": ["1e-2", "3e-2"], "LMRec": ["3e-4", "1e-3", "1e-2"],
                   "LMRec 20m": ["1e-4", "3e-4", "1e-3"]}
 ROWS_PRESET = {"LMRec 1.7m": {"preset": "1.7m"}, "LMRec 20m": {"preset": "20m"}}
+FIGURE4_SIZES = ["LMRec 1.7m", "LMRec", "LMRec 20m"]
 
 
 def _rate_rows(base: str) -> list[tuple[str, str]]:
@@ -72,7 +73,7 @@ CHEAPER_1E3 = dict(CHEAPER, max_steps=1500, learning_rate=1e-3)
 # hours), at the rate Scientific's 7m did best with on them (1e-3), which lies between OR's picks for 1.7m and 20m.
 SIZES_CHEAPER = {f"{base}, items cut to 32 tokens, grouped by length, learning rate 1e-3":
                  dict(ROWS_PRESET.get(base, {}), **CHEAPER, learning_rate=1e-3)
-                 for base in ("LMRec 1.7m", "LMRec", "LMRec 20m")}
+                 for base in FIGURE4_SIZES}
 # The first design: commit 2772128 ran it before `item_bank_loss` existed, with code that did what fresh_over_bank does.
 CATALOG_NEGATIVES = {"logq_correction": False, "item_bank_refresh_steps": 25, "item_bank_loss": "fresh_over_bank"}
 # The second: the batch's loss with the logQ correction as before, averaged with a loss over the bank alone.
@@ -142,7 +143,7 @@ TABLES = {
     "table5-tokenizer": ("Table 5 with the tokenizer trained on the task's own histories (not the paper's)",
                          ["LMRec, 0% task", "LMRec, 0% task, tokenizer from the task", "LMRec, 30% task",
                           "LMRec, 30% task, tokenizer from the task", "LMRec, 100% task"]),
-    "figure4": ("Figure 4: model size", ["LMRec 1.7m", "LMRec", "LMRec 20m"]),
+    "figure4": ("Figure 4: model size", FIGURE4_SIZES),
     # Not in the paper's recipe: Figure 4 at Scientific's cheaper steps, the recipe's 600 of them, at 1e-3.
     "figure4-cheaper": ("Figure 4 on the cheaper steps at learning rate 1e-3 (not the paper's recipe)",
                         list(SIZES_CHEAPER), ["scientific"]),
@@ -176,6 +177,8 @@ TABLES = {
                     "LMRec, learning rate 1e-3, whole catalog too",
                     "LMRec, twice the steps, whole catalog too"], ["or"]),
 }
+# Tables drawn as Recall@10 against size too (table key -> what the plot's title adds to the data set's name).
+SIZE_FIGURES = {"figure4": "", "figure4-cheaper": ", cheaper steps at 1e-3"}
 # The paper's test figures (Recall@10, NDCG@10), and anchors measured on the same split (HF-NOTES.md).
 PAPER = {
     ("Scientific", "LMRec"): (0.1264, 0.0695, "paper"),
@@ -478,9 +481,8 @@ def _render_tables(records: list[dict], lines: list[str], figures: list, machine
                 if picked:
                     _size_figure(groups, name, picked, machine, "figure4-picked-lr", ", learning rate picked per size",
                                  lines, figures)
-            if key in ("figure4", "figure4-cheaper") and present:
-                _size_figure(groups, name, present, machine, key, "" if key == "figure4" else ", cheaper steps at 1e-3",
-                             lines, figures)
+            if key in SIZE_FIGURES and present:
+                _size_figure(groups, name, present, machine, key, SIZE_FIGURES[key], lines, figures)
 
 
 def _size_figure(groups: dict, name: str, rows: list[str], machine: str | None, stem: str, variant: str,
