@@ -71,9 +71,19 @@ CHEAPER = {"item_max_length": 32, "train_sampling_strategy": "group_by_length"}
 CHEAPER_1E3 = dict(CHEAPER, max_steps=1500, learning_rate=1e-3)
 # Figure 4 on the cheaper steps (Scientific's 20m at the recipe's steps needs about 19 s a step here, over three
 # hours), at the rate Scientific's 7m did best with on them (1e-3), which lies between OR's picks for 1.7m and 20m.
-SIZES_CHEAPER = {f"{base}, items cut to 32 tokens, grouped by length, learning rate 1e-3":
-                 dict(ROWS_PRESET.get(base, {}), **CHEAPER, learning_rate=1e-3)
-                 for base in FIGURE4_SIZES}
+CHEAPER_LEARNING_RATE = "1e-3"
+# The same sizes at other rates, each bracketing 1e-3 on the side OR's sweep picked for that size.
+CHEAPER_LEARNING_RATES = {"LMRec 1.7m": ["3e-3", "1e-2"], "LMRec": ["3e-4", "3e-3"], "LMRec 20m": ["3e-4"]}
+
+
+def _cheaper_rate_rows(base: str) -> list[tuple[str, str]]:
+    """(rate label, row name) for one size on the cheaper steps: 1e-3 first, then the others."""
+    return [(text, f"{base}, items cut to 32 tokens, grouped by length, learning rate {text}")
+            for text in [CHEAPER_LEARNING_RATE] + CHEAPER_LEARNING_RATES[base]]
+
+
+SIZES_CHEAPER = {row: dict(ROWS_PRESET.get(base, {}), **CHEAPER, learning_rate=float(text))
+                 for base in FIGURE4_SIZES for text, row in _cheaper_rate_rows(base)}
 # The first design: commit 2772128 ran it before `item_bank_loss` existed, with code that did what fresh_over_bank does.
 CATALOG_NEGATIVES = {"logq_correction": False, "item_bank_refresh_steps": 25, "item_bank_loss": "fresh_over_bank"}
 # The second: the batch's loss with the logQ correction as before, averaged with a loss over the bank alone.
@@ -146,7 +156,10 @@ TABLES = {
     "figure4": ("Figure 4: model size", FIGURE4_SIZES),
     # Not in the paper's recipe: Figure 4 at Scientific's cheaper steps, the recipe's 600 of them, at 1e-3.
     "figure4-cheaper": ("Figure 4 on the cheaper steps at learning rate 1e-3 (not the paper's recipe)",
-                        list(SIZES_CHEAPER), ["scientific"]),
+                        [_cheaper_rate_rows(base)[0][1] for base in FIGURE4_SIZES], ["scientific"]),
+    # The same, each size at two or three learning rates, picked on the valid split as in "figure4-lr".
+    "figure4-cheaper-lr": ("Figure 4 on the cheaper steps with the learning rate picked per size on the valid split "
+                           "(not the paper's recipe)", list(SIZES_CHEAPER), ["scientific"]),
     # Each size at three or four learning rates; the report picks one per size on the valid split (see `_picked_rates`).
     "figure4-lr": ("Figure 4 with the learning rate picked per size on the valid split",
                    [row for base in LEARNING_RATES for _, row in _rate_rows(base)], ["or"]),
@@ -179,6 +192,10 @@ TABLES = {
 }
 # Tables drawn as Recall@10 against size too (table key -> what the plot's title adds to the data set's name).
 SIZE_FIGURES = {"figure4": "", "figure4-cheaper": ", cheaper steps at 1e-3"}
+# Learning-rate sweeps (table key -> rows per size, the picked plot's file stem, what its title adds).
+SWEEPS = {"figure4-lr": (_rate_rows, "figure4-picked-lr", ", learning rate picked per size"),
+          "figure4-cheaper-lr": (_cheaper_rate_rows, "figure4-cheaper-picked-lr",
+                                 ", cheaper steps, learning rate picked per size")}
 # The paper's test figures (Recall@10, NDCG@10), and anchors measured on the same split (HF-NOTES.md).
 PAPER = {
     ("Scientific", "LMRec"): (0.1264, 0.0695, "paper"),
@@ -476,11 +493,11 @@ def _render_tables(records: list[dict], lines: list[str], figures: list, machine
                 lines += ["", "Commands (each with `--seeds` as listed in the records): "
                           + "; ".join(f"`{c}`" for c in commands) + "."]
             lines.append("")
-            if key == "figure4-lr" and present:
-                picked = _picked_rates(groups, name, lines)
+            if key in SWEEPS and present:
+                rate_rows, stem, variant = SWEEPS[key]
+                picked = _picked_rates(groups, name, rate_rows, lines)
                 if picked:
-                    _size_figure(groups, name, picked, machine, "figure4-picked-lr", ", learning rate picked per size",
-                                 lines, figures)
+                    _size_figure(groups, name, picked, machine, stem, variant, lines, figures)
             if key in SIZE_FIGURES and present:
                 _size_figure(groups, name, present, machine, key, SIZE_FIGURES[key], lines, figures)
 
@@ -496,13 +513,14 @@ def _size_figure(groups: dict, name: str, rows: list[str], machine: str | None, 
     lines += [f"![Recall@10 against model size on {name}{where}{variant}](results/{png})", ""]
 
 
-def _picked_rates(groups: dict, name: str, lines: list[str]) -> list[str]:
+def _picked_rates(groups: dict, name: str, rate_rows, lines: list[str]) -> list[str]:
     """Figure 4's learning rate per size, picked by the mean valid-split full-ranking Recall@10 over seeds among
-    the rows whose every record has a valid score. Writes a line per size to `lines`; returns the picked rows."""
+    the rows whose every record has a valid score; `rate_rows(size)` gives the sweep's (rate, row) pairs. Writes a
+    line per size to `lines`; returns the picked rows."""
     picked = []
-    for base in LEARNING_RATES:
+    for base in FIGURE4_SIZES:
         scored, unscored = [], []
-        for text, row in _rate_rows(base):
+        for text, row in rate_rows(base):
             records = groups.get((name, row), {}).get("records", [])
             if records and all("valid_metrics" in r for r in records):
                 scored.append((statistics.mean(r["valid_metrics"]["full-ranking"]["recall@10"] for r in records),
