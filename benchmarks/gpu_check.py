@@ -5,9 +5,11 @@ One short check of the GPU path, printed as tables (and written as JSON with --o
 2. The 125m joint step (LM rows + rec users + their items, forward, backward, AdamW) under bf16 autocast:
    seconds per step, tokens per second, peak GPU memory.
 3. Real runs through `lmrec-hf train` (LMRecTrainer, bf16=True) on the Online Retail split: the demo recipe at its
-   own 7m size and at 125m, each evaluated on every test user with full ranking.
+   own 7m size and at 125m, each evaluated on every test user with full ranking. --recipe, --presets and --seeds
+   pick another recipe (`make demo`'s is training/configs/demo-bank.yaml), other sizes and several seeds.
 
     python benchmarks/gpu_check.py --data ../shared/data/online-retail/OR --output gpu_check.json
+    python benchmarks/gpu_check.py --recipe training/configs/demo-bank.yaml --presets 7m --seeds 42 43 44
     python benchmarks/gpu_check.py --quick --device cpu   # a seconds-long smoke run of the same code paths
 """
 
@@ -101,14 +103,16 @@ def step_benchmark(preset: str, device, steps: int, rec_users: int, lm_rows: int
             "first_loss": losses[0], "last_loss": losses[-1]}
 
 
-def real_run(data: str, preset: str, overrides: list[str], output_dir: str) -> dict:
+def real_run(data: str, preset: str, overrides: list[str], output_dir: str,
+             recipe: str = "training/configs/demo.yaml") -> dict:
     from lmrec_hf.cli import load_train_config
     from lmrec_hf.runner import train_from_args
 
     args = ["--data", data, "--preset", preset, "--output_dir", output_dir, "--disable_tqdm", "true", *overrides]
-    model_args, data_args, training_args = load_train_config(str(ROOT / "training/configs/demo.yaml"), args)
+    model_args, data_args, training_args = load_train_config(str(ROOT / recipe), args)
     result = train_from_args(model_args, data_args, training_args)
-    return {"check": f"demo recipe on {result['data']['name']}, {preset}", "steps": result["steps"],
+    return {"check": f"{recipe} on {result['data']['name']}, {preset}, seed {training_args.seed}",
+            "recipe": recipe, "overrides": overrides, "steps": result["steps"],
             "train_time_s": result["train_time_s"], "wall_time_s": result["wall_time_s"],
             **{f"lmrec_{k}": v for k, v in result.get("lmrec", {}).items()},
             **{f"popularity_{k}": v for k, v in result.get("popularity", {}).items() if k == "recall@10"}}
@@ -121,6 +125,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CPU smoke run of the script")
     parser.add_argument("--output", default=None)
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--recipe", default="training/configs/demo.yaml", help="the real runs' recipe (repo-relative)")
+    parser.add_argument("--presets", nargs="+", default=["7m", "125m"],
+                        help="the real runs' sizes (125m at learning rate 5e-4, the others at the recipe's)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="one real run per size and seed")
     args = parser.parse_args()
     device = torch.device(args.device)
     results = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
@@ -137,11 +145,13 @@ def main() -> None:
         gpu = [] if device.type == "cpu" else ["--use_cpu", "false", "--bf16", "true", "--dataloader_num_workers",
                                                "4"]
         quick = ["--max_steps", "3", "--eval_max_users", "200"] if args.quick else []
-        results["real"] = [
-            real_run(args.data, "7m", gpu + quick, "/tmp/gpu-check/demo-7m"),
-            real_run(args.data, "1.7m" if args.quick else "125m", gpu + quick + ["--learning_rate", "5e-4"],
-                     "/tmp/gpu-check/demo-125m"),
-        ]
+        results["real"] = []
+        for preset in args.presets:
+            rate = ["--learning_rate", "5e-4"] if preset == "125m" else []
+            preset = "1.7m" if args.quick and preset == "125m" else preset
+            for seed in args.seeds:
+                results["real"].append(real_run(args.data, preset, gpu + quick + rate + ["--seed", str(seed)],
+                                                f"/tmp/gpu-check/demo-{preset}-{seed}", args.recipe))
         print(json.dumps(results["real"], indent=1), flush=True)
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=1))
