@@ -56,7 +56,7 @@ def test_report_tables_mean_std_paper_and_order(reproduce, tmp_path):
 
 
 def test_cheaper_size_rows_get_a_figure_labelled_by_size(reproduce):
-    rows = list(reproduce.SIZES_CHEAPER)
+    rows = reproduce.TABLES["figure4-cheaper"][1]
     records = [_fake(row, 1, 0.05 + i / 100, 0.4, parameters=300 * 10 ** i) for i, row in enumerate(rows)]
     text, figures = reproduce.render_report(records)
     assert [(name, png) for name, _, _, png, _ in figures] == [
@@ -166,6 +166,36 @@ def test_learning_rate_picked_per_size_on_the_valid_split(reproduce):
     picked = [(name, sorted(recalls)) for name, recalls, _, png, _ in figures if "picked-lr" in png]
     assert picked == [("OR, learning rate picked per size", ["LMRec 20m, learning rate 1e-3",
                                                             "LMRec, learning rate 1e-3"])]
+
+
+def test_cheaper_steps_learning_rate_picked_per_size_on_scientific(reproduce):
+    def fake(base, rate, seed, valid, test, parameters):
+        row = f"{base}, items cut to 32 tokens, grouped by length, learning rate {rate}"
+        record = _fake(row, seed, test, 0.5, parameters=parameters)
+        record["valid_metrics"] = {"full-ranking": {"recall@10": valid}}
+        return record
+
+    records = [fake("LMRec 1.7m", "1e-3", 1, 0.05, 0.04, 300), fake("LMRec 1.7m", "1e-2", 1, 0.06, 0.03, 300),
+               fake("LMRec", "3e-4", 1, 0.07, 0.07, 1000), fake("LMRec", "1e-3", 1, 0.08, 0.06, 1000),
+               fake("LMRec", "1e-3", 2, 0.07, 0.05, 1000),
+               fake("LMRec 20m", "3e-4", 1, 0.09, 0.05, 9000), fake("LMRec 20m", "1e-3", 1, 0.05, 0.08, 9000)]
+    # Each row trains the cheaper steps at its own rate and size.
+    assert reproduce.ROWS[records[5]["row"]] == ("lmrec", {"preset": "20m", "item_max_length": 32,
+                                                          "train_sampling_strategy": "group_by_length",
+                                                          "learning_rate": 3e-4})
+    text, figures = reproduce.render_report(records)
+    # The valid split picks, never the test split (each picked rate is worse on test than the other).
+    assert ("- LMRec 1.7m: valid Recall@10 by learning rate 1e-3: 0.0500 (1 seed), 1e-2: 0.0600 (1 seed). Picked "
+            "1e-2: test Recall@10 0.0300.") in text
+    assert ("- LMRec: valid Recall@10 by learning rate 3e-4: 0.0700 (1 seed), 1e-3: 0.0750 (2 seeds). Picked 1e-3: "
+            "test Recall@10 0.0550 ± 0.0071.") in text  # the mean over seeds
+    assert ("- LMRec 20m: valid Recall@10 by learning rate 3e-4: 0.0900 (1 seed), 1e-3: 0.0500 (1 seed). Picked "
+            "3e-4: test Recall@10 0.0500.") in text
+    picked = {png: sorted(recalls) for _, recalls, _, png, _ in figures}
+    assert picked["figure4-cheaper-picked-lr-scientific.png"] == sorted(
+        f"{base}, items cut to 32 tokens, grouped by length, learning rate {rate}"
+        for base, rate in [("LMRec 1.7m", "1e-2"), ("LMRec", "1e-3"), ("LMRec 20m", "3e-4")])
+    assert "figure4-picked-lr-scientific.png" not in picked  # OR's sweep has no Scientific table
 
 
 def test_make_demo_trains_the_grid_row_whole_catalog_too_on_or(reproduce):
