@@ -67,6 +67,10 @@ def test_cheaper_size_rows_get_a_figure_labelled_by_size(reproduce):
     assert reproduce._short_labels(["LMRec 1.7m, learning rate 1e-2", "LMRec, learning rate 1e-3"]) == [
         "LMRec 1.7m, learning rate 1e-2", "LMRec, learning rate 1e-3"]
     assert reproduce._short_labels(["LMRec 1.7m", "LMRec"]) == ["LMRec 1.7m", "LMRec"]
+    # Shared options go wherever they stand: the cheaper sweep's picked rows differ only in size and rate.
+    assert reproduce._short_labels([f"{size}, items cut to 32 tokens, grouped by length, learning rate {rate}"
+                                    for size, rate in [("LMRec 1.7m", "1e-2"), ("LMRec", "1e-3")]]) == [
+        "LMRec 1.7m, learning rate 1e-2", "LMRec, learning rate 1e-3"]
 
 
 def test_gpu_records_get_tables_of_their_own(reproduce, tmp_path):

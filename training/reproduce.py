@@ -543,11 +543,10 @@ def _picked_rates(groups: dict, name: str, rate_rows, lines: list[str]) -> list[
 
 
 def _short_labels(rows: list[str]) -> list[str]:
-    """The row names without the comma-separated options they all end with (the plot's title names them)."""
+    """The row names without the comma-separated options they all share (the plot's title names them)."""
     parts = [row.split(", ") for row in rows]
-    while all(len(p) > 1 for p in parts) and len({p[-1] for p in parts}) == 1:
-        parts = [p[:-1] for p in parts]
-    return [", ".join(p) for p in parts]
+    shared = set.intersection(*(set(p[1:]) for p in parts)) if parts else set()
+    return [", ".join([p[0]] + [option for option in p[1:] if option not in shared]) for p in parts]
 
 
 def plot_figure4(name: str, recalls: dict, parameters: dict, path: Path, machine: str = CPU) -> None:
