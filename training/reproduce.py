@@ -158,7 +158,7 @@ TABLES = {
     # Not in the paper's recipe: Figure 4 at Scientific's cheaper steps, the recipe's 600 of them, at 1e-3.
     "figure4-cheaper": ("Figure 4 on the cheaper steps at learning rate 1e-3 (not the paper's recipe)",
                         [_cheaper_rate_rows(base)[0][1] for base in FIGURE4_SIZES], ["scientific"]),
-    # The same, each size at two or three learning rates, picked on the valid split as in "figure4-lr".
+    # The same, each size at two to four learning rates, picked on the valid split as in "figure4-lr".
     "figure4-cheaper-lr": ("Figure 4 on the cheaper steps with the learning rate picked per size on the valid split "
                            "(not the paper's recipe)", list(SIZES_CHEAPER), ["scientific"]),
     # Each size at three or four learning rates; the report picks one per size on the valid split (see `_picked_rates`).
