@@ -39,40 +39,6 @@ def test_unknown_command(capsys):
     assert "invalid choice: 'fly'" in capsys.readouterr().err
 
 
-def test_train_config_unknown_key(tmp_path):
-    from lmrec_hf.cli import load_train_config
-
-    config = tmp_path / "c.yaml"
-    config.write_text("preset: '1.7m'\nlearning_rat: 0.1\n")
-    with pytest.raises(SystemExit, match=r"unknown config key\(s\) \['learning_rat'\]"):
-        load_train_config(str(config), [])
-    with pytest.raises(SystemExit, match=r"unknown config key\(s\) \['bogus'\]"):
-        load_train_config(None, ["--bogus", "1"])
-
-
-def test_train_config_missing_data_path(tmp_path):
-    from lmrec_hf.cli import load_train_config
-
-    with pytest.raises(SystemExit, match=r"data path .*nowhere does not exist"):
-        load_train_config(None, ["--data", str(tmp_path / "nowhere")])
-    with pytest.raises(SystemExit, match=r"config file .*missing\.yaml does not exist"):
-        load_train_config(str(tmp_path / "missing.yaml"), [])
-
-
-def test_train_config_overrides_and_types(tmp_path):
-    from lmrec_hf.cli import load_train_config
-
-    config = tmp_path / "c.yaml"
-    config.write_text(f"data: {tmp_path}\npreset: '7m'\nmax_steps: 5\nuse_cpu: true\n")
-    model_args, data_args, args = load_train_config(str(config), ["--max_steps", "7", "--prefix-pairs=true",
-                                                                  "--preset", "1.7m", "--eval_strategy", "no",
-                                                                  "--save_strategy", "no"])
-    assert args.max_steps == 7 and args.prefix_pairs is True and model_args.preset == "1.7m"
-    assert args.eval_strategy == "no" and args.save_strategy == "no"  # not YAML's boolean False
-    assert data_args.data == str(tmp_path)
-    assert args.adam_beta2 == 0.98  # the paper's recipe stays the default
-
-
 def test_prepare_and_train_end_to_end(tmp_path, capsys):
     """`lmrec-hf prepare`, then a 2-step `lmrec-hf train` whose checkpoint loads in a fresh process."""
     import json
@@ -149,30 +115,3 @@ def test_evaluate_record_and_sampled_protocol(tmp_path, capsys, model, tokenizer
     assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--cache-dir", str(tmp_path / "c"),
                  "--protocol", "sampled"]) == 1
     assert "Cannot draw 100 negatives from a catalog of 8 items" in capsys.readouterr().err
-
-
-def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
-    from lmrec_hf.cli import load_train_config
-
-    config = tmp_path / "c.yaml"
-    config.write_text("learning_rate: 5e-3\nweight_decay: 1e-2\nmax_steps: 10\nuse_cpu: true\n")
-    _, _, args = load_train_config(str(config), [])
-    assert args.learning_rate == 0.005 and args.weight_decay == 0.01
-    config.write_text("learning_rate: fast\n")
-    with pytest.raises(SystemExit, match="`learning_rate` must be a number, got 'fast'"):
-        load_train_config(str(config), [])
-
-
-RECIPES = Path(__file__).parents[1] / "training" / "configs"
-
-
-@pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.yaml")))
-def test_every_recipe_parses(recipe):
-    from lmrec_hf.cli import load_train_config
-
-    path = RECIPES / recipe
-    # A GPU recipe asks for bf16, which TrainingArguments refuses on a machine without a GPU unless use_cpu is set.
-    cpu = ["--use_cpu", "true"] if recipe.endswith("-gpu.yaml") else []
-    model_args, data_args, args = load_train_config(str(path), ["--data", str(path.parent), *cpu])
-    assert isinstance(args.learning_rate, float) and args.max_steps > 0
-    assert args.bf16 == recipe.endswith("-gpu.yaml")

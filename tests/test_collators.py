@@ -8,6 +8,7 @@ from lmrec_hf import format_history, format_item
 from lmrec_hf.collators import JointBatchSampler, JointDataset, LMRecCollator, sample_negatives
 from lmrec_hf.data import lm_texts, train_pairs
 from lmrec_hf.formatting_lmrec import tokenize_items
+from lmrec_hf.losses import RecObjective
 
 from .test_data import write_unisrec
 
@@ -89,7 +90,7 @@ def _examples(dataset, keys):
 def test_rec_batch_per_user_layout(toy, tokenizer):
     pairs = train_pairs(toy)
     dataset = JointDataset(pairs, lm_texts(toy))
-    collator = LMRecCollator(tokenizer, toy, num_negatives=3, negatives="per_user", seed=0)
+    collator = LMRecCollator(tokenizer, toy, RecObjective(num_negatives=3, negative_layout="per_user"), seed=0)
     batch = collator(_examples(dataset, [("rec", 0), ("rec", 4), ("lm", 1)]))
     assert batch["user_input_ids"].shape[0] == 2 and batch["item_input_ids"].shape[0] == 2 * 4
     assert torch.equal(batch["rec_labels"], torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0]]))
@@ -104,7 +105,7 @@ def test_rec_batch_per_user_layout(toy, tokenizer):
 
 def test_rec_batch_shared_layout(toy, tokenizer):
     dataset = JointDataset(train_pairs(toy), None)
-    collator = LMRecCollator(tokenizer, toy, num_negatives=2, negatives="shared", seed=0)
+    collator = LMRecCollator(tokenizer, toy, RecObjective(num_negatives=2, negative_layout="shared"), seed=0)
     batch = collator(_examples(dataset, [("rec", i) for i in range(5)]))
     labels = batch["rec_labels"]
     assert labels.shape == (5, batch["item_input_ids"].shape[0])
@@ -116,10 +117,11 @@ def test_rec_batch_shared_layout(toy, tokenizer):
 @pytest.mark.parametrize("prefix_pairs", [False, True])
 def test_item_ids_name_the_catalog_row_of_each_item_row(toy, tokenizer, prefix_pairs):
     dataset = JointDataset(train_pairs(toy), None)
-    collator = LMRecCollator(tokenizer, toy, num_negatives=2, negatives="shared", seed=0, prefix_pairs=prefix_pairs,
-                             item_ids=True)
+    objective = RecObjective(num_negatives=2, negative_layout="shared", prefix_pairs=prefix_pairs,
+                             item_bank_refresh_steps=5)
+    collator = LMRecCollator(tokenizer, toy, objective, seed=0)
     batch = collator(_examples(dataset, [("rec", i) for i in range(5)]))
-    ids = batch["rec_item_ids"]
+    ids = batch["item_ids"]
     assert ids.shape == (batch["item_input_ids"].shape[0],) and len(set(ids.tolist())) == len(ids)
     for row, item in enumerate(ids.tolist()):  # each item row encodes that catalog item
         encoded = batch["item_input_ids"][row][batch["item_attention_mask"][row].bool()].tolist()
@@ -129,13 +131,8 @@ def test_item_ids_name_the_catalog_row_of_each_item_row(toy, tokenizer, prefix_p
     eos = positives[torch.arange(5), (batch["user_positions"] >= 0).sum(1) - 1] if prefix_pairs else positives
     targets = [toy.sequences[dataset[("rec", i)]["user_row"]][dataset[("rec", i)]["position"]] for i in range(5)]
     assert [ids[row.nonzero().item()].item() for row in eos] == targets
-    assert "rec_item_ids" not in LMRecCollator(tokenizer, toy, negatives="shared")(_examples(dataset, [("rec", 0)]))
-
-
-def test_item_ids_need_items_shared_by_the_batch(toy, tokenizer):
-    with pytest.raises(ValueError, match="item_ids=True needs negatives='shared' or prefix_pairs=True, got "
-                                         "negatives='per_user'"):
-        LMRecCollator(tokenizer, toy, negatives="per_user", item_ids=True)
+    plain = LMRecCollator(tokenizer, toy, RecObjective(negative_layout="shared"))
+    assert "item_ids" not in plain(_examples(dataset, [("rec", 0)]))
 
 
 def test_history_is_capped_to_recent_items(toy, tokenizer):
@@ -143,16 +140,9 @@ def test_history_is_capped_to_recent_items(toy, tokenizer):
     assert collator.history_text(0, 4) == format_history([toy.item_texts[2], toy.item_texts[3]])
 
 
-def test_collator_bad_arguments(toy, tokenizer):
-    with pytest.raises(ValueError, match=r"negatives must be one of \('per_user', 'shared'\), got 'all'"):
-        LMRecCollator(tokenizer, toy, negatives="all")
-    with pytest.raises(ValueError, match="num_negatives must be >= 0, got -1"):
-        LMRecCollator(tokenizer, toy, num_negatives=-1)
-
-
 def test_prefix_batch_reads_every_boundary(toy, tokenizer):
     dataset = JointDataset(train_pairs(toy), None)
-    collator = LMRecCollator(tokenizer, toy, num_negatives=1, prefix_pairs=True, lm_on_users=True, seed=0)
+    collator = LMRecCollator(tokenizer, toy, RecObjective(num_negatives=1, prefix_pairs=True, lm_on_rec_histories=True), seed=0)
     batch = collator(_examples(dataset, [("rec", 1), ("rec", 4)]))
     # example 1: user 0 at position 2 -> history items 0, 1; example 4: user 1 at position 2 -> items 6, 7
     positions = batch["user_positions"]
@@ -178,7 +168,7 @@ def test_prefix_batch_reads_every_boundary(toy, tokenizer):
 
 
 def test_eval_examples_use_the_eos_feature(toy, tokenizer):
-    collator = LMRecCollator(tokenizer, toy, num_negatives=2, prefix_pairs=True, seed=0)
+    collator = LMRecCollator(tokenizer, toy, RecObjective(num_negatives=2, prefix_pairs=True), seed=0)
     batch = collator([{"kind": "rec_eval", "index": 0, "user_row": 0, "position": 4}])
     assert "user_positions" not in batch and batch["rec_labels"].shape == (1, 3)
 
@@ -193,7 +183,7 @@ def test_prefix_positions_with_untidy_item_texts(tokenizer):
     data = RecData("untidy", Dataset.from_dict({"user_id": ["u"], "item_ids": [[0, 1, 2]],
                                                 "item_texts": [texts]}),
                    Dataset.from_dict({"item_id": ["a", "b", "c"], "text": texts}))
-    collator = LMRecCollator(tokenizer, data, num_negatives=0, prefix_pairs=True, seed=0)
+    collator = LMRecCollator(tokenizer, data, RecObjective(num_negatives=0, prefix_pairs=True), seed=0)
     batch = collator([{"kind": "rec", "index": 0, "user_row": 0, "position": 2}])
     ids = batch["user_input_ids"][0]
     assert tokenizer.decode(ids[batch["user_positions"][0, 0]]).strip() == "→"
@@ -201,13 +191,13 @@ def test_prefix_positions_with_untidy_item_texts(tokenizer):
 
 
 def test_logq_counts_training_targets_only(toy, tokenizer):
-    collator = LMRecCollator(tokenizer, toy, prefix_pairs=True, logq_correction=True)
+    collator = LMRecCollator(tokenizer, toy, RecObjective(prefix_pairs=True, logq_correction=True))
     # training parts [0,1,2,3], [6,7,0], [3]: targets 1, 2, 3, 7, 0; items 4 and 5 are only valid/test targets
     expected = np.zeros(8)
     expected[[0, 1, 2, 3, 7]] = 1 / 5
     assert np.allclose(collator.target_share, expected)
     batch = collator([{"kind": "rec", "index": 0, "user_row": 0, "position": 3}])
-    assert batch["rec_log_q"].shape == (batch["item_input_ids"].shape[0],)
+    assert batch["item_log_q"].shape == (batch["item_input_ids"].shape[0],)
 
 
 def test_items_are_cut_from_the_right_to_item_max_length(toy, tokenizer):
@@ -215,13 +205,14 @@ def test_items_are_cut_from_the_right_to_item_max_length(toy, tokenizer):
     long_text = "blue ceramic mug. kitchen dining mugs cups saucers brand unknown red green"
     toy.item_texts[0] = long_text
     dataset = JointDataset(train_pairs(toy), None)
-    collator = LMRecCollator(tokenizer, toy, num_negatives=0, negatives="shared", seed=0, item_max_length=6)
+    collator = LMRecCollator(tokenizer, toy, RecObjective(num_negatives=0, negative_layout="shared"), seed=0,
+                             item_max_length=6)
     batch = collator(_examples(dataset, [("rec", 4)]))  # target item 0
     full = tokenizer(format_item(long_text)).input_ids
     assert len(full) > 6 and batch["item_input_ids"].shape[1] == 6
     row = batch["item_input_ids"][0][batch["item_attention_mask"][0].bool()].tolist()
     assert row == full[:5] + [tokenizer.eos_token_id]
-    uncapped = LMRecCollator(tokenizer, toy, num_negatives=0, negatives="shared", seed=0)
+    uncapped = LMRecCollator(tokenizer, toy, RecObjective(num_negatives=0, negative_layout="shared"), seed=0)
     assert uncapped(_examples(dataset, [("rec", 4)]))["item_input_ids"].shape[1] == len(full)
 
 
@@ -230,3 +221,9 @@ def test_tokenize_items_rejects_a_cap_without_room_for_the_eos(tokenizer):
 
     with pytest.raises(ValueError, match="at least 2"):
         tokenize_items(tokenizer, ["red mug."], max_length=1)
+
+
+def test_prefix_batch_carries_log_q_only_when_asked(toy, tokenizer):
+    example = [{"kind": "rec", "index": 0, "user_row": 0, "position": 3}]
+    plain = LMRecCollator(tokenizer, toy, RecObjective(prefix_pairs=True))(example)
+    assert "item_log_q" not in plain and "item_ids" not in plain and "user_labels" not in plain

@@ -122,7 +122,7 @@ def test_protocols_on_a_toy_split(tmp_path, model, tokenizer):
     assert all(masked[f"recall@{k}"] >= full[f"recall@{k}"] for k in ALL)  # masking only removes competitors
     popular = evaluate_popularity(data, "test", ks=ALL, protocol="sampled", negatives=everything_else)
     assert popular["recall@5"] == pytest.approx(evaluate_popularity(data, "test", ks=ALL)["recall@5"])
-    with pytest.raises(ValueError, match=r"protocol must be one of \('full', 'sampled'\), got 'sampled100'"):
+    with pytest.raises(ValueError, match=r"protocol must be one of \('full', 'sampled'\) .*got 'sampled100'"):
         evaluate_popularity(data, "test", protocol="sampled100")
 
 

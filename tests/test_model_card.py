@@ -9,7 +9,6 @@ from huggingface_hub import ModelCard
 
 from lmrec_hf.model_card import (
     LMRecModelCardData,
-    protocol_id,
     render_model_card,
     validate_model_card,
 )
@@ -17,7 +16,8 @@ from lmrec_hf.model_card import (
 
 def _record(protocol="full ranking, ties against the model, history items not masked", recall=0.1234, **extra):
     return {"data": {"name": "OR", "users": 10, "items": 8, "interactions": 40}, "split": "test",
-            "protocol": protocol, "mask_history": False, "seed": 0, "git_commit": "abc",
+            "protocol": protocol, "protocol_id": "sampled-100" if "sampled" in protocol else "full-ranking",
+            "mask_history": False, "seed": 0, "git_commit": "abc",
             "lmrec": {"recall@10": recall, "ndcg@10": 0.05, "recall@50": 0.3, "ndcg@50": 0.09, "users": 10},
             "popularity": {"recall@10": 0.04, "ndcg@10": 0.02, "users": 10}, **extra}
 
@@ -84,10 +84,12 @@ def test_newer_record_replaces_same_protocol_only():
     assert len(card_data.evaluations) == 3
 
 
-def test_protocol_id_from_old_and_new_records():
-    assert protocol_id({"protocol": "full ranking, ties against the model"}) == "full-ranking"
-    assert protocol_id({"protocol": "target among 100 sampled negatives"}) == "sampled-100"
-    assert protocol_id({"protocol_id": "sampled-7", "protocol": "whatever"}) == "sampled-7"
+def test_a_record_without_protocol_id_is_refused():
+    card_data = LMRecModelCardData()
+    card_data.add_evaluation({"lmrec": {"recall@10": 0.1}, "protocol_id": "sampled-7", "protocol": "whatever"})
+    assert card_data.evaluations[0]["protocol_id"] == "sampled-7"
+    with pytest.raises(ValueError, match="no 'protocol_id'.*Evaluate the checkpoint again"):
+        card_data.add_evaluation({"lmrec": {"recall@10": 0.1}, "protocol": "target among 100 sampled negatives"})
 
 
 def test_bad_record_is_refused():

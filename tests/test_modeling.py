@@ -50,8 +50,6 @@ def test_loss_algebra(model, batch, items):
     labels = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0])[:b]
     out = model(**batch, **_rec_inputs(batch, items), rec_labels=labels)
     assert torch.allclose(out.loss, out.lm_loss + model.config.rec_loss_weight * out.rec_loss)
-    out = model(**batch, **_rec_inputs(batch, items), rec_labels=labels, rec_loss_weight=0.5)
-    assert torch.allclose(out.loss, out.lm_loss + 0.5 * out.rec_loss)
     expected = torch.nn.functional.binary_cross_entropy(torch.sigmoid(out.rec_logits), labels)
     assert torch.allclose(out.rec_loss, expected, atol=1e-6)
     pairs = (out.user_embeds * out.item_embeds).sum(-1)
@@ -189,7 +187,7 @@ def test_mismatched_grouped_batch(model, batch, items):
 
 
 def test_bad_rec_label_rank(model, batch, items):
-    with pytest.raises(ValueError, match=r"must have shape \(B,\) or \(B, N\), got \(1, 1, 1\)"):
+    with pytest.raises(ValueError, match=r"must have shape \(B,\), \(B, N\) or \(B, P, M\), got \(1, 1, 1\)"):
         model(user_input_ids=batch["input_ids"][:1], item_input_ids=items["input_ids"][:1],
               rec_labels=torch.ones(1, 1, 1))
 
@@ -223,23 +221,6 @@ def test_shared_items_for_all_users(model, batch, items):
     assert torch.allclose(out.rec_logits, out.user_embeds @ out.item_embeds.T, atol=1e-6)
 
 
-def test_softmax_rec_loss(model, batch, items):
-    model.config.rec_loss_type = "softmax"
-    labels = torch.zeros(5, 8)
-    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
-    out = model(user_input_ids=batch["input_ids"], user_attention_mask=batch["attention_mask"],
-                item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"], rec_labels=labels)
-    expected = torch.nn.functional.cross_entropy(out.rec_logits, torch.tensor([0, 3, 5, 2, 7]))
-    assert torch.allclose(out.rec_loss, expected, atol=1e-6)
-    with pytest.raises(ValueError, match=r"exactly one positive per row, got shape \(5,\)"):
-        model(user_input_ids=batch["input_ids"], item_input_ids=items["input_ids"][:5], rec_labels=torch.ones(5))
-
-
-def test_bad_rec_loss_type():
-    with pytest.raises(ValueError, match=r"`rec_loss_type` must be one of \('bce', 'softmax'\), got 'hinge'"):
-        LMRecConfig(rec_loss_type="hinge")
-
-
 def test_prefix_positions_score_every_prefix(model, batch, items):
     positions = torch.tensor([[2, 5, -1], [1, 3, 4]])
     users = {"user_input_ids": batch["input_ids"][:2], "user_attention_mask": batch["attention_mask"][:2]}
@@ -257,19 +238,12 @@ def test_prefix_positions_score_every_prefix(model, batch, items):
     mask = keep >= 0
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[mask], keep[mask])
     assert torch.allclose(out.rec_loss, expected, atol=1e-6)
-    model.config.rec_loss_type = "softmax"
-    out = model(**users, user_positions=positions, item_input_ids=items["input_ids"],
-                item_attention_mask=items["attention_mask"], rec_labels=labels)
-    expected = torch.nn.functional.cross_entropy(logits.masked_fill(keep < 0, float("-inf")), keep.argmax(-1))
-    assert torch.allclose(out.rec_loss, expected, atol=1e-5)
 
 
-def test_user_labels_add_lm_loss_on_histories(model, batch, items):
-    users = {"user_input_ids": batch["input_ids"], "user_attention_mask": batch["attention_mask"]}
-    out = model(**users, user_labels=batch["labels"], item_input_ids=items["input_ids"][:5],
-                item_attention_mask=items["attention_mask"][:5], rec_labels=torch.ones(5), rec_loss_weight=0.3)
-    assert torch.allclose(out.lm_loss, model(**batch).lm_loss, atol=1e-6)
-    assert torch.allclose(out.loss, out.lm_loss + 0.3 * out.rec_loss)
+def test_user_hidden_states_come_back_with_the_users(model, batch, items):
+    out = model(**_rec_inputs(batch, items))
+    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    assert torch.allclose(out.user_hidden_states, hidden, atol=1e-6)
 
 
 def test_prefix_labels_shape_mismatch(model, batch, items):
@@ -278,102 +252,14 @@ def test_prefix_labels_shape_mismatch(model, batch, items):
               item_input_ids=items["input_ids"], rec_labels=torch.ones(1, 8))
 
 
-def test_user_extras_without_users(model, batch):
-    with pytest.raises(ValueError, match="got `user_labels` without `user_input_ids`"):
-        model(**batch, user_labels=batch["labels"])
+def test_positions_without_users(model, batch):
+    with pytest.raises(ValueError, match="got `user_positions` without `user_input_ids`"):
+        model(**batch, user_positions=torch.tensor([[1]]))
 
 
-def test_log_q_correction_changes_the_loss_only(model, batch, items):
-    labels = torch.zeros(5, 8)
-    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
-    rec = dict(user_input_ids=batch["input_ids"], user_attention_mask=batch["attention_mask"],
-               item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"], rec_labels=labels)
-    log_q = torch.log(torch.tensor([8.0, 1, 1, 1, 1, 1, 1, 0.5]))
-    plain = model(**rec)
-    corrected = model(**rec, rec_log_q=log_q)
-    assert torch.allclose(plain.rec_logits, corrected.rec_logits)
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(plain.rec_logits - log_q, labels)
-    assert torch.allclose(corrected.rec_loss, expected, atol=1e-6)
+def test_forward_takes_the_contract_inputs_only(model):
+    import inspect
 
-
-def _bank_inputs(model, batch, items):
-    """Five users, the 8 item rows as catalog rows [9, 2, 0, 5, 11, 3, 7, 1] of a 12-item bank."""
-    torch.manual_seed(1)
-    return dict(user_input_ids=batch["input_ids"], user_attention_mask=batch["attention_mask"],
-                item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"],
-                rec_item_ids=torch.tensor([9, 2, 0, 5, 11, 3, 7, 1]),
-                rec_item_bank=torch.randn(12, model.config.n_embd))
-
-
-def test_item_bank_separate_loss_averages_the_batch_and_the_bank(model, batch, items):
-    model.config.rec_loss_type = "softmax"
-    rec = _bank_inputs(model, batch, items)
-    labels = torch.zeros(5, 8)
-    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
-    labels[0, 6] = -1.0  # ignored: catalog row 7 for user 0
-    log_q = torch.log(torch.tensor([8.0, 1, 1, 1, 1, 1, 1, 0.5]))
-    plain = {k: v for k, v in rec.items() if not k.startswith("rec_item")}
-    batch_only = model(**plain, rec_labels=labels, rec_log_q=log_q)
-    out = model(**rec, rec_labels=labels, rec_log_q=log_q)
-    assert torch.allclose(out.rec_logits, batch_only.rec_logits)  # the logits stay over the batch's 8 items
-    bank_logits = out.user_embeds @ model.item_projection(rec["rec_item_bank"]).T  # every row from the bank
-    bank_logits[0, 7] = float("-inf")
-    targets = rec["rec_item_ids"][torch.tensor([0, 3, 5, 2, 7])]
-    bank_loss = torch.nn.functional.cross_entropy(bank_logits, targets)
-    assert torch.allclose(out.rec_loss, (batch_only.rec_loss + bank_loss) / 2, atol=1e-5)
-    out.rec_loss.backward()
-    assert model.item_projection.weight.grad.abs().sum() > 0 and rec["rec_item_bank"].grad is None
-
-
-def test_item_bank_fresh_over_bank_scores_the_whole_catalog(model, batch, items):
-    model.config.rec_loss_type = "softmax"
-    rec = dict(_bank_inputs(model, batch, items), rec_item_bank_loss="fresh_over_bank")
-    labels = torch.zeros(5, 8)
-    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
-    labels[0, 6] = -1.0  # ignored: catalog row 7 for user 0
-    out = model(**rec, rec_labels=labels)
-    assert out.rec_logits.shape == (5, 12)
-    # the batch's rows are its fresh encodings; the others are W_i applied to the bank
-    candidates = model.item_projection(rec["rec_item_bank"]).detach().clone()
-    candidates[rec["rec_item_ids"]] = out.item_embeds.detach()
-    assert torch.allclose(out.rec_logits, out.user_embeds @ candidates.T, atol=1e-5)
-    expected_logits = out.rec_logits.detach().clone()
-    expected_logits[0, 7] = float("-inf")
-    targets = rec["rec_item_ids"][torch.tensor([0, 3, 5, 2, 7])]  # catalog rows 9, 5, 3, 0, 1
-    expected = torch.nn.functional.cross_entropy(expected_logits, targets)
-    assert torch.allclose(out.rec_loss, expected, atol=1e-5)
-    out.rec_loss.backward()
-    assert model.item_projection.weight.grad.abs().sum() > 0  # W_i learns from the bank rows too
-    assert rec["rec_item_bank"].grad is None
-
-
-def test_item_bank_with_prefix_positions(model, batch, items):
-    model.config.rec_loss_type = "softmax"
-    rec = dict(_bank_inputs(model, batch, items), rec_item_bank_loss="fresh_over_bank")
-    rec["user_input_ids"], rec["user_attention_mask"] = batch["input_ids"][:2], batch["attention_mask"][:2]
-    positions = torch.tensor([[2, 5, -1], [1, 3, 4]])
-    labels = torch.zeros(2, 3, 8)
-    labels[0, 0, 1] = labels[0, 1, 2] = labels[1, 0, 3] = labels[1, 1, 4] = labels[1, 2, 5] = 1.0
-    out = model(**rec, user_positions=positions, rec_labels=labels)
-    assert out.rec_logits.shape == (2, 3, 12)
-    logits = out.rec_logits[positions >= 0]
-    targets = rec["rec_item_ids"][torch.tensor([1, 2, 3, 4, 5])]
-    assert torch.allclose(out.rec_loss, torch.nn.functional.cross_entropy(logits, targets), atol=1e-5)
-
-
-@pytest.mark.parametrize("change,message", [
-    (dict(rec_item_bank=None), "got `rec_item_ids` without `rec_item_bank`"),
-    (dict(rec_item_ids=None), "got `rec_item_bank` without `rec_item_ids`"),
-    (dict(rec_log_q=torch.zeros(8), rec_item_bank_loss="fresh_over_bank"),
-     "got `rec_log_q` with `rec_item_bank` and rec_item_bank_loss='fresh_over_bank'"),
-    (dict(rec_item_bank_loss="replace"), r"`rec_item_bank_loss` must be one of \('separate', 'fresh_over_bank'\)"),
-    (dict(rec_item_ids=torch.tensor([0, 1])), r"`rec_item_ids` must have shape \(8,\), one catalog row per item"),
-    (dict(rec_item_ids=torch.tensor([9, 2, 0, 5, 12, 3, 7, 1])), r"must lie in \[0, 12\).*got 0 to 12"),
-    (dict(rec_item_bank=torch.zeros(12, 3)), r"`rec_item_bank` must have shape \(N, 32\).*got \(12, 3\)"),
-])
-def test_item_bank_bad_inputs(model, batch, items, change, message):
-    rec = dict(_bank_inputs(model, batch, items), **change)
-    labels = torch.zeros(5, 8)
-    labels[torch.arange(5), torch.tensor([0, 3, 5, 2, 7])] = 1.0
-    with pytest.raises(ValueError, match=message):
-        model(**{k: v for k, v in rec.items() if v is not None}, rec_labels=labels)
+    params = list(inspect.signature(model.forward).parameters)
+    assert params == ["input_ids", "attention_mask", "labels", "user_input_ids", "user_attention_mask",
+                      "item_input_ids", "item_attention_mask", "rec_labels", "user_positions", "kwargs"]

@@ -9,9 +9,9 @@ from transformers import TrainerCallback
 
 from lmrec_hf import LMRecConfig, LMRecForJointModeling, format_item
 from lmrec_hf.data import lm_texts, load_unisrec
-from lmrec_hf.evaluation import embed_texts
-from lmrec_hf.runner import ModelArguments, build_lm_stream, tokenizer_corpus
-from lmrec_hf.trainer import LMRecTrainer, rec_loss_weight_at
+from lmrec_hf.encoding import embed_texts
+from lmrec_hf.losses import RecObjective
+from lmrec_hf.trainer import LMRecTrainer
 from lmrec_hf.training_args import LMRecTrainingArguments
 
 from .test_data import write_unisrec
@@ -30,11 +30,14 @@ def _model(tokenizer, seed=0):
 
 
 def _args(tmp_path, **overrides):
-    defaults = dict(output_dir=str(tmp_path / "out"), max_steps=2, lm_batch_size=2, rec_batch_size=2,
-                    num_negatives=2, max_length=64, logging_steps=1, save_strategy="no", eval_strategy="no",
+    defaults = dict(output_dir=str(tmp_path / "out"), max_steps=2, lm_batch_size=2, rec_batch_size=2, max_length=64, logging_steps=1, save_strategy="no", eval_strategy="no",
                     use_cpu=True, disable_tqdm=True, learning_rate=1e-3, seed=3)
     defaults.update(overrides)
     return LMRecTrainingArguments(**defaults)
+
+
+def _objective(**options):
+    return RecObjective(**dict({"num_negatives": 2}, **options))
 
 
 def test_paper_recipe_defaults(tmp_path):
@@ -42,7 +45,10 @@ def test_paper_recipe_defaults(tmp_path):
     assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (0.9, 0.98, 1e-6)
     assert args.warmup_steps == 0.01 and args.max_grad_norm == 0.1
     assert args.lr_scheduler_type == "cosine_with_min_lr" and args.lr_scheduler_kwargs == {"min_lr_rate": 0.1}
-    assert args.mode == "joint" and args.negatives == "per_user" and args.early_stopping_patience_steps == 100
+    assert args.mode == "joint" and args.early_stopping_patience_steps == 100
+    objective = RecObjective()
+    assert (objective.rec_loss_type, objective.negative_layout, objective.rec_loss_weight_schedule) == (
+        "bce", "per_user", "cosine")
 
 
 @pytest.mark.parametrize("mode", ["joint", "rec_only", "lm_only"])
@@ -50,8 +56,8 @@ def test_paper_recipe_defaults(tmp_path):
 def test_two_steps_in_each_mode(toy, tokenizer, tmp_path, mode, negatives):
     model = _model(tokenizer)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode=mode, negatives=negatives), tokenizer, toy,
-                                     lm_texts=lm_texts(toy), eval_split=None)
+    trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode=mode), tokenizer, toy,
+                                     _objective(negative_layout=negatives), lm_texts=lm_texts(toy), eval_split=None)
     trainer.train()
     assert trainer.state.global_step == 2
     logs = [h for h in trainer.state.log_history if "loss" in h]
@@ -65,7 +71,7 @@ def test_two_steps_in_each_mode(toy, tokenizer, tmp_path, mode, negatives):
 def test_item_max_length_is_saved_in_the_config(toy, tokenizer, tmp_path):
     model = _model(tokenizer)
     trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode="rec_only", item_max_length=4), tokenizer, toy,
-                                     eval_split=None)
+                                     _objective(), eval_split=None)
     assert model.config.item_max_length == 4 and trainer.data_collator.item_max_length == 4
     trainer.train()
     model.save_pretrained(tmp_path / "saved")
@@ -76,7 +82,7 @@ def test_group_by_length_batches_rec_pairs_of_similar_history_length(toy, tokeni
     model = _model(tokenizer)
     args = _args(tmp_path, mode="rec_only", train_sampling_strategy="group_by_length", eval_strategy="steps",
                  eval_steps=1, early_stopping_patience_steps=0)
-    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy)
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, _objective())
     sampler = trainer.get_train_dataloader().batch_sampler
     assert sampler.rec_lengths is not None and len(sampler.rec_lengths) == len(trainer.train_dataset)
     trainer.train()  # the validation loss runs too, in order (no LengthGroupedSampler over rec-eval examples)
@@ -85,32 +91,27 @@ def test_group_by_length_batches_rec_pairs_of_similar_history_length(toy, tokeni
 
 def test_softmax_loss_option(toy, tokenizer, tmp_path):
     model = _model(tokenizer)
-    trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode="rec_only", negatives="shared",
-                                                  rec_loss_type="softmax"), tokenizer, toy, eval_split=None)
+    objective = _objective(negative_layout="shared", rec_loss_type="softmax")
+    trainer = LMRecTrainer.from_data(model, _args(tmp_path, mode="rec_only"), tokenizer, toy, objective,
+                                     eval_split=None)
     trainer.train()
-    assert model.config.rec_loss_type == "softmax"
+    assert trainer.card_data.training["rec_loss_type"] == "softmax"
+    assert not hasattr(model.config, "rec_loss_type")  # the objective is the trainer's, not the checkpoint's
     assert math.isfinite(trainer.state.log_history[0]["rec_loss"])
 
 
 def test_joint_loss_uses_scheduled_lambda(toy, tokenizer, tmp_path):
     model = _model(tokenizer)
-    trainer = LMRecTrainer.from_data(model, _args(tmp_path, max_steps=4, rec_loss_weight=0.5), tokenizer, toy,
+    objective = _objective(rec_loss_weight=0.5)
+    trainer = LMRecTrainer.from_data(model, _args(tmp_path, max_steps=4), tokenizer, toy, objective,
                                      lm_texts=lm_texts(toy), eval_split=None)
+    assert model.config.rec_loss_weight == 0.5  # the checkpoint records the λ it was trained with
     trainer.train()
     logged = [h["rec_loss_weight"] for h in trainer.state.log_history if "rec_loss_weight" in h]
-    assert logged == pytest.approx([rec_loss_weight_at(s, 4, 0.5) for s in range(4)])
+    assert logged == pytest.approx([objective.rec_loss_weight_at(s, 4, 0.5) for s in range(4)])
     for h in trainer.state.log_history:
         if "loss" in h:
             assert h["loss"] == pytest.approx(h["lm_loss"] + h["rec_loss_weight"] * h["rec_loss"], rel=1e-4)
-
-
-def test_lambda_schedule_values():
-    assert rec_loss_weight_at(0, 100, 0.01) == pytest.approx(0.01)
-    assert rec_loss_weight_at(50, 100, 0.01) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
-    assert rec_loss_weight_at(100, 100, 0.01) == pytest.approx(0.001)
-    assert rec_loss_weight_at(150, 100, 0.01) == pytest.approx(0.001)
-    assert rec_loss_weight_at(30, 100, 0.01, schedule="constant") == 0.01
-    assert rec_loss_weight_at(100, 100, 1.0, min_ratio=0.0) == pytest.approx(0.0)
 
 
 def test_resume_is_exact(toy, tokenizer, tmp_path):
@@ -120,7 +121,8 @@ def test_resume_is_exact(toy, tokenizer, tmp_path):
         # A resumed run starts from other random weights, so only the checkpoint can make it match.
         model = _model(tokenizer, seed=1 if resume else 0)
         args = _args(tmp_path, output_dir=str(tmp_path / output), **common)
-        trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, lm_texts=lm_texts(toy), eval_split=None)
+        trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, _objective(), lm_texts=lm_texts(toy),
+                                         eval_split=None)
         if stop_after:
             trainer.add_callback(_StopAt(stop_after))
         trainer.train(resume_from_checkpoint=resume)
@@ -152,7 +154,7 @@ def test_early_stopping_on_rec_validation_loss(toy, tokenizer, tmp_path):
     args = _args(tmp_path, max_steps=40, eval_strategy="steps", eval_steps=1, save_strategy="steps", save_steps=1,
                  load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
                  early_stopping_patience_steps=2, learning_rate=0.5, save_total_limit=2)
-    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, lm_texts=lm_texts(toy))
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, _objective(), lm_texts=lm_texts(toy))
     trainer.train()
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     assert evals and trainer.state.global_step < 40  # a learning rate of 0.5 diverges, so patience runs out
@@ -160,92 +162,75 @@ def test_early_stopping_on_rec_validation_loss(toy, tokenizer, tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("mode", "both", r"`mode` must be one of \('joint', 'rec_only', 'lm_only'\), got 'both'"),
-    ("negatives", "all", r"`negatives` must be one of \('per_user', 'shared'\), got 'all'"),
-    ("rec_loss_type", "hinge", r"`rec_loss_type` must be one of \('bce', 'softmax'\), got 'hinge'"),
-    ("rec_loss_weight_schedule", "linear", r"`rec_loss_weight_schedule` must be one of"),
     ("rec_batch_size", 0, r"`rec_batch_size` must be positive, got 0"),
-    ("num_negatives", -1, r"must be >= 0, got -1"),
-    ("rec_loss_weight", -1.0, r"`rec_loss_weight` \(λ\) must be >= 0, got -1.0"),
-    ("rec_loss_weight_min_ratio", 2.0, r"must be in \[0, 1\], got 2.0"),
     ("item_max_length", 1, r"`item_max_length` must be None or at least 2 \(a token and the EOS\), got 1"),
-    ("item_bank_refresh_steps", -1, r"`item_bank_refresh_steps` must be >= 0 \(0 turns the item bank off\), got -1"),
+    ("early_stopping_patience_steps", -1, r"`early_stopping_patience_steps` must be >= 0, got -1"),
+    ("lm_batch_size", 0, r"`lm_batch_size` must be positive in mode='lm_only'", ),
 ])
 def test_bad_arguments(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
-        _args(tmp_path, **{field: value})
-
-
-def test_item_bank_argument_checks(tmp_path):
-    with pytest.raises(ValueError, match="`logq_correction` has nothing to correct; set logq_correction=False"):
-        _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, logq_correction=True,
-              item_bank_loss="fresh_over_bank")
-    assert _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, logq_correction=True).logq_correction
-    with pytest.raises(ValueError, match=r"`item_bank_loss` must be one of \('separate', 'fresh_over_bank'\), got 'x'"):
-        _args(tmp_path, negatives="shared", item_bank_refresh_steps=5, item_bank_loss="x")
-    with pytest.raises(ValueError, match="needs negatives='shared' or prefix_pairs=True .*got negatives='per_user'"):
-        _args(tmp_path, negatives="per_user", item_bank_refresh_steps=5)
-    assert _args(tmp_path, negatives="per_user", prefix_pairs=True, item_bank_refresh_steps=5).item_bank_refresh_steps
+        _args(tmp_path, **{field: value, **({"mode": "lm_only"} if field == "lm_batch_size" else {})})
 
 
 @pytest.mark.parametrize("prefix_pairs,bank_loss", [(False, "fresh_over_bank"), (True, "separate")])
 def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, tokenizer, tmp_path, monkeypatch,
                                                                       prefix_pairs, bank_loss):
-    import lmrec_hf.trainer as trainer_module
+    import lmrec_hf.losses as losses_module
 
-    encoded_at, forwards = [], []
-    real_encode = trainer_module.encode_item_texts
+    encoded_at, banks = [], []
+    real_encode = losses_module.encode_item_texts
+    real_loss = RecObjective.loss
 
     def counting_encode(model, *args, **kwargs):
         encoded_at.append((trainer.state.global_step, model.training))
         return real_encode(model, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "encode_item_texts", counting_encode)
+    def watching_loss(self, model, outputs, targets, rec_loss_weight, item_bank=None):
+        banks.append((item_bank, model.training, "item_ids" in targets))
+        return real_loss(self, model, outputs, targets, rec_loss_weight, item_bank)
+
+    monkeypatch.setattr(losses_module, "encode_item_texts", counting_encode)
+    monkeypatch.setattr(RecObjective, "loss", watching_loss)
     model = _model(tokenizer)
-    real_forward = model.forward
-    model.forward = lambda **inputs: forwards.append((inputs.get("rec_item_bank"), model.training,
-                                                      inputs.get("rec_item_bank_loss"))) or real_forward(**inputs)
-    args = _args(tmp_path, mode="rec_only", negatives="shared", rec_loss_type="softmax", max_steps=5,
-                 item_bank_refresh_steps=2, item_bank_loss=bank_loss, prefix_pairs=prefix_pairs,
-                 logq_correction=bank_loss == "separate", eval_strategy="steps", eval_steps=5,
+    objective = _objective(negative_layout="shared", rec_loss_type="softmax", item_bank_refresh_steps=2,
+                           item_bank_loss=bank_loss, prefix_pairs=prefix_pairs,
+                           logq_correction=bank_loss == "separate")
+    args = _args(tmp_path, mode="rec_only", max_steps=5, eval_strategy="steps", eval_steps=5,
                  early_stopping_patience_steps=0)
-    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy)
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, objective)
     trainer.train()
     assert encoded_at == [(0, False), (2, False), (4, False)]  # encoded in eval mode, every 2 steps
-    bank = trainer._item_bank
+    bank = trainer.item_bank.bank
     assert bank.shape == (len(toy.item_texts), model.config.n_embd)
-    training, evaluation = forwards[:5], forwards[5:]
-    # back in train mode after each encoding
-    assert all(b is not None and b.shape == bank.shape and mode and how == bank_loss for b, mode, how in training)
+    training, evaluation = banks[:5], banks[5:]
+    # back in train mode after each encoding, with the catalog rows of the batch's items
+    assert all(b is not None and b.shape == bank.shape and mode and ids for b, mode, ids in training)
     assert evaluation and all(b is None for b, _, _ in evaluation)  # the validation loss stays over the batch's items
     assert math.isfinite(trainer.state.log_history[0]["rec_loss"])
     model.eval()
     with torch.no_grad():
         expected = embed_texts(model, tokenizer, [format_item(t) for t in toy.item_texts], None, max_length=64,
                                cut="right")
-    trainer._item_bank = None  # the next call re-encodes the catalog with the current weights
-    assert torch.allclose(trainer.item_bank(model), expected, atol=1e-5)
+    trainer.item_bank.bank = None  # the next step re-encodes the catalog with the current weights
+    trainer.item_bank.on_step_begin(args, trainer.state, trainer.control, model=model)
+    assert torch.allclose(trainer.item_bank.bank, expected, atol=1e-5)
+
+
+def test_lm_on_rec_histories_is_off_outside_joint_training(toy, tokenizer, tmp_path):
+    objective = _objective(lm_on_rec_histories=True)
+    trainer = LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path, mode="rec_only"), tokenizer, toy, objective,
+                                     eval_split=None)
+    assert not trainer.objective.lm_on_rec_histories and objective.lm_on_rec_histories
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "user_labels" not in batch
+
+
+def test_joint_without_lm_loss_is_refused(toy, tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="mode='joint' with lm_batch_size=0 has no LM loss"):
+        LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path, lm_batch_size=0), tokenizer, toy, _objective(),
+                               eval_split=None)
 
 
 def test_lm_mode_needs_lm_texts(toy, tokenizer, tmp_path):
     with pytest.raises(ValueError, match="mode='joint' trains the LM loss, so it needs `lm_texts`"):
-        LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path), tokenizer, toy, eval_split=None)
-
-
-def test_tokenizer_corpus_from_the_stream_or_the_task(toy, tmp_path):
-    """A stream with no task histories trains the tokenizer on the other corpus ("stream"), unless the tokenizer
-    is asked to learn from the task's own histories ("task"); both add every item text."""
-    other = load_unisrec(write_unisrec(tmp_path / "other", texts={i: f"zebra {i}" for i in range(8)}))
-    stream = build_lm_stream(toy, [other], 0.0, seed=0)
-    from_stream = tokenizer_corpus(toy, stream, "stream", 100, seed=0)
-    from_task = tokenizer_corpus(toy, stream, "task", 100, seed=0)
-    items = len(toy.item_texts)
-    assert from_stream[-items:] == from_task[-items:] == toy.item_texts
-    assert from_stream[:-items] and all("zebra" in text for text in from_stream[:-items])
-    assert sorted(from_task[:-items]) == sorted(lm_texts(toy, "train")["text"])
-    # A stream all from the task gives the same corpus either way, as before the option existed.
-    assert tokenizer_corpus(toy, build_lm_stream(toy, [other], 1.0, seed=0), "stream", 100, seed=0) == from_task
-    assert len(tokenizer_corpus(toy, stream, "task", 2, seed=0)) == 2 + items
-    with pytest.raises(ValueError, match=r"tokenizer_source must be one of \('stream', 'task'\), got 'both'"):
-        ModelArguments(tokenizer_source="both")
-    with pytest.raises(ValueError, match=r"tokenizer_source must be one of \('stream', 'task'\), got 'both'"):
-        tokenizer_corpus(toy, stream, "both", 100, seed=0)
+        LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path), tokenizer, toy, _objective(), eval_split=None)

@@ -22,18 +22,21 @@ def main():
     parser.add_argument("model_dir")
     parser.add_argument("--data", default="online-retail")
     parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--max-history-items", type=int, default=50, help="most recent items kept per history, as in "
+                        "`lmrec-hf evaluate`")
     args = parser.parse_args()
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lmrec_hf import format_history, format_item
-    from lmrec_hf.data import eval_pairs, load_data, resolve_data_path
+    from lmrec_hf.data import eval_pairs, history_items, load_data, resolve_data_path
     from lmrec_hf.evaluation import embed_texts, ranks_from_scores
 
     data = load_data(resolve_data_path(args.data))
     pairs = eval_pairs(data, "test")
     rows, positions = pairs["user_row"][: args.users], pairs["position"][: args.users]
-    histories = [[data.item_texts[i] for i in data.sequences[r][max(0, p - 50):p]] for r, p in zip(rows, positions)]
+    histories = [[data.item_texts[i] for i in history_items(data, r, p, args.max_history_items)]
+                 for r, p in zip(rows, positions)]
     items = [format_item(t) for t in data.item_texts]
     targets = torch.tensor([data.sequences[r][p] for r, p in zip(rows, positions)])
 

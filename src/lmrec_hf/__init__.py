@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from .configuration_lmrec import LMREC_PRESETS, LMRecConfig
 from .formatting_lmrec import format_history, format_item
+from .losses import RecObjective
 from .modeling_lmrec import (
     LMRecForJointModeling,
     LMRecJointOutput,
@@ -17,7 +18,7 @@ from .modeling_lmrec import (
     LMRecPreTrainedModel,
 )
 from .pipeline_lmrec import LMRecFeatureExtractionPipeline
-from .text import train_tokenizer
+from .tokenization_lmrec import train_tokenizer
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "LMRecModelOutput",
     "LMRecJointOutput",
     "LMRecFeatureExtractionPipeline",
+    "RecObjective",
     "format_history",
     "format_item",
     "train_tokenizer",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -53,89 +52,12 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_overrides(pairs: list[str]) -> dict:
-    import yaml
-
-    overrides = {}
-    i = 0
-    while i < len(pairs):
-        key = pairs[i]
-        if not key.startswith("--"):
-            raise SystemExit(f"lmrec-hf train: expected --key value after the config file, got {key!r}.")
-        key = key[2:].replace("-", "_")
-        if "=" in key:
-            key, value = key.split("=", 1)
-            i += 1
-        elif i + 1 < len(pairs):
-            value = pairs[i + 1]
-            i += 2
-        else:
-            raise SystemExit(f"lmrec-hf train: --{key} needs a value.")
-        parsed = yaml.safe_load(value)
-        if isinstance(parsed, bool) and value.strip().lower() not in ("true", "false"):
-            parsed = value  # YAML 1.1 reads "no", "off", "yes" as booleans; "--eval_strategy no" means the string
-        overrides[key] = parsed
-    return overrides
-
-
-def _coerce_numbers(config: dict, classes) -> dict:
-    """PyYAML reads `5e-3` (no dot) as a string; give numeric fields numbers, since parse_dict does not convert."""
-    types = {f.name: str(f.type) for cls in classes for f in dataclasses.fields(cls)}
-    out = dict(config)
-    for key, value in config.items():
-        if not isinstance(value, str):
-            continue
-        kind = types.get(key, "")
-        try:
-            if "float" in kind:
-                out[key] = float(value)
-            elif kind in ("int", "int | None", "typing.Optional[int]"):
-                out[key] = int(value)
-        except ValueError as error:
-            raise SystemExit(f"lmrec-hf train: `{key}` must be a number, got {value!r}.") from error
-    return out
-
-
-def load_train_config(config_path: str | None, overrides: list[str]):
-    """YAML config plus `--key value` overrides -> (ModelArguments, DataArguments, LMRecTrainingArguments)."""
-    import yaml
-    from transformers import HfArgumentParser
-
-    from .runner import DataArguments, ModelArguments
-    from .training_args import LMRecTrainingArguments
-
-    config = {}
-    if config_path:
-        path = Path(config_path)
-        if not path.exists():
-            raise SystemExit(f"lmrec-hf train: config file {path} does not exist.")
-        config = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(config, dict):
-            raise SystemExit(f"lmrec-hf train: {path} must hold a mapping of keys to values.")
-    config.update(_parse_overrides(overrides))
-    classes = (ModelArguments, DataArguments, LMRecTrainingArguments)
-    known = {f.name for cls in classes for f in dataclasses.fields(cls)}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise SystemExit(
-            f"lmrec-hf train: unknown config key(s) {unknown}. Model keys: "
-            f"{[f.name for f in dataclasses.fields(ModelArguments)]}; data keys: "
-            f"{[f.name for f in dataclasses.fields(DataArguments)]}; and any TrainingArguments field."
-        )
-    config = _coerce_numbers(config, classes)
-    config.setdefault("output_dir", "outputs/run")
-    from .data import ONLINE_RETAIL_ALIAS
-
-    if config.get("data") and config["data"] != ONLINE_RETAIL_ALIAS and not Path(config["data"]).exists():
-        raise SystemExit(f"lmrec-hf train: data path {config['data']} does not exist. Set `data` or pass --data PATH.")
-    return HfArgumentParser(classes).parse_dict(config, allow_extra_keys=False)
-
-
 def _train(args: argparse.Namespace) -> int:
+    from .arguments import load_train_config
     from .runner import train_from_args
 
-    model_args, data_args, training_args = load_train_config(args.config, args.overrides)
-    result = train_from_args(model_args, data_args, training_args)
+    model_args, data_args, objective, training_args = load_train_config(args.config, args.overrides)
+    result = train_from_args(model_args, data_args, objective, training_args)
     if "wall_time_s" not in result:  # a non-main DDP process: the main one reports
         return 0
     print_result_table(result)
@@ -165,45 +87,20 @@ def print_result_table(result: dict) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import time
-
     import numpy as np
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .data import load_data, resolve_data_path
-    from .evaluation import evaluate_model, evaluate_popularity
-    from .model_card import LMRecModelCardData, git_commit
+    from .model_card import LMRecModelCardData
+    from .runner import evaluate_checkpoint
 
     if not Path(args.model_dir).exists():
         raise SystemExit(f"lmrec-hf evaluate: model folder {args.model_dir} does not exist.")
-    start = time.time()
     data = load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
-    model = AutoModelForCausalLM.from_pretrained(args.model_dir)
-    negatives = np.load(args.negatives) if args.negatives else None
-    common = dict(ks=tuple(args.ks), protocol=args.protocol, mask_history=args.mask_history,
-                  max_users=args.max_users, seed=args.seed, num_negatives=args.num_negatives)
-    lmrec = evaluate_model(model, tokenizer, data, args.split, max_length=args.max_length,
-                           max_history_items=args.max_history_items, negatives=negatives, **common)
-    negatives = lmrec.pop("negatives", None)
-    popularity = evaluate_popularity(data, args.split, negatives=negatives, **common)
-    popularity.pop("negatives", None)
-    protocol = ("full ranking" if args.protocol == "full" else f"target among {negatives.shape[1]} sampled "
-                "negatives") + ", ties against the model, history items " + ("masked" if args.mask_history
-                                                                            else "not masked")
-    result = {
-        "model": str(args.model_dir),
-        "data": {"name": data.name, "path": str(args.data), **data.stats()},
-        "split": args.split,
-        "protocol": protocol,
-        "protocol_id": "full-ranking" if args.protocol == "full" else f"sampled-{negatives.shape[1]}",
-        "mask_history": args.mask_history,
-        "seed": args.seed,
-        "lmrec": lmrec,
-        "popularity": popularity,
-        "git_commit": git_commit(),
-    }
-    result["wall_time_s"] = round(time.time() - start, 1)
+    result, negatives = evaluate_checkpoint(
+        args.model_dir, data, args.split, ks=args.ks, protocol=args.protocol, mask_history=args.mask_history,
+        max_users=args.max_users, seed=args.seed, num_negatives=args.num_negatives,
+        negatives=np.load(args.negatives) if args.negatives else None, max_length=args.max_length,
+        max_history_items=args.max_history_items, data_path=str(args.data))
     print_result_table(result)
     if args.output:
         Path(args.output).write_text(json.dumps(result, indent=2))
@@ -215,7 +112,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.update_card:
         card_data = LMRecModelCardData.from_model_dir(args.model_dir)
         card_data.add_evaluation(result)
-        readme = card_data.save(args.model_dir, config=model.config)
+        readme = card_data.save(args.model_dir)
         print(f"Added the result to {Path(args.model_dir) / 'lmrec_card.json'}"
               + (f" and re-rendered {readme}" if readme else "; README.md was not written by lmrec-hf, so it is kept"))
     return 0

@@ -9,10 +9,12 @@ import torch
 from datasets import Dataset
 from torch.utils.data import Sampler
 
-from .data import RecData, split_sequences
-from .formatting_lmrec import clean_item_text, format_history, format_item, tokenize_items
+from .data import RecData, history_window, split_sequences
+from .formatting_lmrec import ITEM_SEPARATOR, clean_item_text, format_history, format_item, tokenize_items
+from .losses import RecObjective
 
-NEGATIVE_LAYOUTS = ("per_user", "shared")
+# Where the arrow sits inside the separator: a prefix feature is read at the token that covers it.
+_ARROW_OFFSET = ITEM_SEPARATOR.index("→")
 
 
 def sample_negatives(n_items: int, positive: int, k: int, seed: int, example_index: int) -> np.ndarray:
@@ -28,12 +30,13 @@ def sample_negatives(n_items: int, positive: int, k: int, seed: int, example_ind
 
 
 class JointDataset(torch.utils.data.Dataset):
-    """Index space for the joint batch sampler: keys ("rec", i) address rec pairs, ("lm", j) LM texts."""
+    """Index space for the joint batch sampler: keys ("rec", i) address rec pairs, ("lm", j) LM texts. `rec_keys`
+    holds the rec pairs' (user rows, positions) as plain lists."""
 
     def __init__(self, rec_pairs: Dataset | None, lm_texts: Dataset | None):
         self.rec_pairs = rec_pairs
         self.lm_texts = lm_texts
-        self._rec = (rec_pairs["user_row"][:], rec_pairs["position"][:]) if rec_pairs is not None else None
+        self.rec_keys = (rec_pairs["user_row"][:], rec_pairs["position"][:]) if rec_pairs is not None else None
         self._lm = lm_texts["text"][:] if lm_texts is not None else None
 
     def __len__(self):
@@ -42,7 +45,8 @@ class JointDataset(torch.utils.data.Dataset):
     def __getitem__(self, key):
         kind, index = key
         if kind == "rec":
-            return {"kind": "rec", "index": index, "user_row": self._rec[0][index], "position": self._rec[1][index]}
+            return {"kind": "rec", "index": index, "user_row": self.rec_keys[0][index],
+                    "position": self.rec_keys[1][index]}
         return {"kind": "lm", "index": index, "text": self._lm[index]}
 
 
@@ -126,48 +130,38 @@ def _covering_run(spans: np.ndarray, token: int, char: int) -> int:
 
 class LMRecCollator:
     """
-    Turns keys from `JointDataset` into model inputs. LM rows become `input_ids`, `attention_mask`, `labels`; rec
-    pairs become the user's history (items before the target), the target and `num_negatives` sampled negatives.
+    Turns keys from `JointDataset` into model inputs, and the targets the objective reads. LM rows become
+    `input_ids`, `attention_mask`, `labels`; rec pairs become the user's history (items before the target, at most
+    `max_history_items`), the target and `objective.num_negatives` sampled negatives.
 
-    `prefix_pairs=True` (an option, not the paper's recipe) reads a user feature at every item boundary of the
-    history as well as at the EOS: the separator after item k predicts item k+1 and the EOS predicts the target, all
-    scored against the batch's distinct target items (plus `num_negatives` shared uniform negatives per user). The
-    user's own items are not used as its negatives (label -1, ignored by the loss).
-    `lm_on_users=True` adds LM labels for the user histories (`user_labels`), so one forward serves L1 and L2.
-    Evaluation examples (kind "rec_eval") always use the EOS feature alone.
+    What the rec batch looks like is the `RecObjective`'s to say:
+    - `negative_layout="per_user"` is the paper's: each user scored against its target and its own K negatives
+      (`rec_labels` of shape (B, 1+K)). `"shared"` encodes each distinct item of the batch once (targets and all
+      users' negatives) and scores every user against all of them (`rec_labels` of shape (B, M)), so the other
+      users' targets serve as extra negatives.
+    - `prefix_pairs` reads a user feature at every item boundary of the history as well as at the EOS
+      (`user_positions`): the separator after item k predicts item k+1 and the EOS predicts the target, all scored
+      against the batch's distinct target items (plus K shared uniform negatives per user). The user's own items
+      are not used as its negatives (label -1, ignored by the loss).
+    - `lm_on_rec_histories` adds LM labels for the user histories (`user_labels`), so one forward serves L1 and L2.
+    - `logq_correction` adds `item_log_q`, each item row's log expected draws.
+    - `item_bank_refresh_steps > 0` adds `item_ids`, the catalog row of each item row (shared layouts only).
+    Evaluation examples (kind "rec_eval") always use the EOS feature and the objective's negative layout alone.
     Item texts are cut to `item_max_length` tokens from the right (title kept, see `tokenize_items`); `None` means
     `max_length`. Histories are cut to `max_length` from the left.
-
-    `negatives="per_user"` is the paper's layout: each user scored against its target and its own K negatives
-    (`rec_labels` of shape (B, 1+K)). `negatives="shared"` encodes each distinct item of the batch once (targets and
-    all users' negatives) and scores every user against all of them (`rec_labels` of shape (B, M)), so the other
-    users' targets serve as extra negatives.
-    `item_ids=True` adds `rec_item_ids`, the catalog row of each item row, to shared-layout batches (the trainer's
-    item bank needs them).
     """
 
     def __init__(
         self,
         tokenizer,
         data: RecData,
+        objective: RecObjective | None = None,
         max_length: int = 256,
         max_history_items: int = 50,
-        num_negatives: int = 4,
-        negatives: str = "per_user",
         seed: int = 42,
-        prefix_pairs: bool = False,
-        lm_on_users: bool = False,
-        logq_correction: bool = False,
         item_max_length: int | None = None,
-        item_ids: bool = False,
     ):
-        if negatives not in NEGATIVE_LAYOUTS:
-            raise ValueError(f"negatives must be one of {NEGATIVE_LAYOUTS}, got {negatives!r}.")
-        if num_negatives < 0:
-            raise ValueError(f"num_negatives must be >= 0, got {num_negatives}.")
-        if item_ids and negatives == "per_user" and not prefix_pairs:
-            raise ValueError("LMRecCollator: item_ids=True needs negatives='shared' or prefix_pairs=True, got "
-                             "negatives='per_user': each user's own item rows cannot be spread over one catalog.")
+        self.objective = objective = objective if objective is not None else RecObjective()
         self.tokenizer = tokenizer
         self.sequences = data.sequences
         self.item_texts = data.item_texts
@@ -175,14 +169,10 @@ class LMRecCollator:
         self.max_length = max_length
         self.item_max_length = item_max_length or max_length
         self.max_history_items = max_history_items
-        self.num_negatives = num_negatives
-        self.negatives = negatives
+        self.num_negatives = objective.num_negatives
         self.seed = seed
-        self.prefix_pairs = prefix_pairs
-        self.lm_on_users = lm_on_users
-        self.logq_correction = logq_correction
-        self.item_ids = item_ids
-        if logq_correction:
+        self.item_ids = objective.item_bank_refresh_steps > 0
+        if objective.logq_correction:
             # How often each item is a training target (never counting valid or test items): in-batch
             # candidates are drawn in that proportion.
             counts = np.zeros(self.n_items)
@@ -198,7 +188,7 @@ class LMRecCollator:
                               self.item_max_length)
 
     def history_text(self, user_row: int, position: int) -> str:
-        items = self.sequences[user_row][max(0, position - self.max_history_items):position]
+        items = self.sequences[user_row][history_window(position, self.max_history_items)]
         return format_history([self.item_texts[i] for i in items])
 
     def history_lengths(self, user_rows, positions) -> list[int]:
@@ -216,8 +206,8 @@ class LMRecCollator:
             batch["attention_mask"] = enc["attention_mask"]
             batch["labels"] = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
         if rec:
-            batch.update(self.prefix_rec_batch(rec) if self.prefix_pairs else self.rec_batch(rec))
-            if self.lm_on_users:
+            batch.update(self.prefix_rec_batch(rec) if self.objective.prefix_pairs else self.rec_batch(rec))
+            if self.objective.lm_on_rec_histories:
                 batch["user_labels"] = batch["user_input_ids"].masked_fill(batch["user_attention_mask"] == 0, -100)
         if rec_eval:
             batch.update(self.rec_batch(rec_eval))
@@ -227,12 +217,12 @@ class LMRecCollator:
         texts, arrows, targets = [], [], []
         for e in examples:
             seq = self.sequences[e["user_row"]]
-            history = seq[max(0, e["position"] - self.max_history_items):e["position"]]
+            history = seq[history_window(e["position"], self.max_history_items)]
             pieces = [clean_item_text(self.item_texts[i]) for i in history]
             texts.append(format_history(pieces))
             # character index of the arrow after item k, for k = 0 .. n-2, in the formatted (clean) text
-            ends = np.cumsum([len(p) for p in pieces]) + 3 * np.arange(len(pieces))
-            arrows.append(ends[:-1] + 1)
+            ends = np.cumsum([len(p) for p in pieces]) + len(ITEM_SEPARATOR) * np.arange(len(pieces))
+            arrows.append(ends[:-1] + _ARROW_OFFSET)
             targets.append(history[1:] + [seq[e["position"]]])
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
                              return_offsets_mapping=True, return_tensors="np")
@@ -263,13 +253,13 @@ class LMRecCollator:
             labels[row, torch.arange(len(tgt)), torch.tensor([column[t] for t in tgt])] = 1.0
         items = self._encode_items(item_rows)
         extras = {}
-        if self.logq_correction:
+        if self.objective.logq_correction:
             n_targets = sum(len(t) for t in rows_targets)
             # expected draws of each candidate: as a target of this batch's prefixes, or as a uniform negative
             expected = n_targets * self.target_share[item_rows] + len(extra) / self.n_items
-            extras["rec_log_q"] = torch.as_tensor(np.log(expected), dtype=torch.float32)
+            extras["item_log_q"] = torch.as_tensor(np.log(expected), dtype=torch.float32)
         if self.item_ids:
-            extras["rec_item_ids"] = torch.tensor(item_rows, dtype=torch.long)
+            extras["item_ids"] = torch.tensor(item_rows, dtype=torch.long)
         return {
             **extras,
             "user_input_ids": torch.as_tensor(enc["input_ids"]),
@@ -287,7 +277,7 @@ class LMRecCollator:
             sample_negatives(self.n_items, t, self.num_negatives, self.seed, e["index"]).tolist()
             for t, e in zip(targets, examples)
         ]
-        if self.negatives == "per_user":
+        if self.objective.negative_layout == "per_user":
             item_rows = [i for t, negs in zip(targets, negatives) for i in [t] + negs]
             labels = torch.zeros(len(examples), 1 + self.num_negatives)
             labels[:, 0] = 1.0
@@ -298,8 +288,8 @@ class LMRecCollator:
             labels[torch.arange(len(examples)), torch.tensor([column[t] for t in targets])] = 1.0
         items = self._encode_items(item_rows)
         # per_user rows are not shared by the batch's users, so they have no catalog rows to give
-        shared = self.negatives == "shared"
-        extras = {"rec_item_ids": torch.tensor(item_rows, dtype=torch.long)} if self.item_ids and shared else {}
+        shared = self.objective.negative_layout == "shared"
+        extras = {"item_ids": torch.tensor(item_rows, dtype=torch.long)} if self.item_ids and shared else {}
         return {
             **extras,
             "user_input_ids": users["input_ids"],

@@ -15,7 +15,6 @@ LMREC_PRESETS = {
     "125m": {"n_layer": 12, "n_embd": 768, "n_head": 12, "n_inner": 2048, "rec_loss_weight": 3e-3},
     "210m": {"n_layer": 24, "n_embd": 768, "n_head": 16, "n_inner": 2048, "rec_loss_weight": 3e-3},
 }
-REC_LOSS_TYPES = ("bce", "softmax")
 
 
 class LMRecConfig(PretrainedConfig):
@@ -52,9 +51,6 @@ class LMRecConfig(PretrainedConfig):
             λ in L = L1 + λ·L2. The trainer may pass a scheduled value per step instead.
         projection_dim (`int`, *optional*, defaults to `None`):
             Output width of `user_projection` and `item_projection`; `None` means `n_embd` (the paper's d×d).
-        rec_loss_type (`str`, *optional*, defaults to `"bce"`):
-            `"bce"`, the paper's binary cross-entropy of sigmoid(<W_u z_u, W_i z_i>) per pair, or `"softmax"`, a
-            cross-entropy over each user's row of scores with its one positive (a CPU-budget option, not the paper's).
         item_max_length (`int`, *optional*, defaults to `None`):
             Tokens an item text is encoded with, cut from the right (the title stays) with the EOS kept. Training
             and evaluation read it from here; `None` means 128 at evaluation and the history length in training.
@@ -96,7 +92,6 @@ class LMRecConfig(PretrainedConfig):
         reorder_and_upcast_attn=False,
         rec_loss_weight=0.01,
         projection_dim=None,
-        rec_loss_type="bce",
         item_max_length=None,
         use_cache=True,
         bos_token_id=None,
@@ -123,14 +118,11 @@ class LMRecConfig(PretrainedConfig):
                 f"LMRecConfig: `rec_loss_weight` (λ) must be >= 0, got {rec_loss_weight!r}. "
                 "Use 0 to train the LM loss alone."
             )
-        if rec_loss_type not in REC_LOSS_TYPES:
-            raise ValueError(f"LMRecConfig: `rec_loss_type` must be one of {REC_LOSS_TYPES}, got {rec_loss_type!r}.")
         if item_max_length is not None and (not isinstance(item_max_length, int) or item_max_length < 2):
             raise ValueError(
                 f"LMRecConfig: `item_max_length` must be None or an integer >= 2 (a token and the EOS), got "
                 f"{item_max_length!r}."
             )
-        self.rec_loss_type = rec_loss_type
         self.item_max_length = item_max_length
         self.vocab_size = vocab_size
         self.n_positions = n_positions

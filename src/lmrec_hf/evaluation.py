@@ -6,16 +6,23 @@ import logging
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from .data import RecData, eval_pairs, split_sequences
-from .formatting_lmrec import format_history, format_item, item_token_limit, tokenize_items
+from .data import RecData, eval_pairs, history_items, split_sequences
+from .encoding import embed_texts, encode_item_texts
+from .formatting_lmrec import format_history, item_token_limit
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_KS = (10, 50)
 ALL_KS = (5, 10, 20, 50)
-PROTOCOLS = ("full", "sampled")
+# How the target is ranked (not to be confused with the data's split protocols, `data.SPLIT_PROTOCOLS`).
+RANKING_PROTOCOLS = ("full", "sampled")
+
+
+def check_ranking_protocol(protocol: str) -> None:
+    if protocol not in RANKING_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {RANKING_PROTOCOLS} (full ranking, or the target among sampled "
+                         f"negatives), got {protocol!r}.")
 
 
 def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -84,43 +91,6 @@ def rank_targets(scores: torch.Tensor, targets: torch.Tensor, histories: list[li
     return ranks_from_scores(scores, targets)
 
 
-def embed_texts(model, tokenizer, texts: list[str], projection: str | None, batch_size: int = 64,
-                max_length: int = 256, desc: str = "encoding", cut: str = "left",
-                progress: bool = True) -> torch.Tensor:
-    """
-    `model.embed` over many texts, in batches sorted by length (little padding), returned in the input order: W_u z
-    (`projection="user"`), W_i z (`"item"`) or z (`None`). Only these vectors are kept, never hidden states.
-    `cut="left"` truncates like a history (the end stays), `"right"` like an item (the title stays, EOS kept).
-    """
-    if cut not in ("left", "right"):
-        raise ValueError(f"embed_texts: cut must be 'left' or 'right', got {cut!r}.")
-    lengths = [len(t) for t in texts]
-    order = np.argsort(lengths, kind="stable")
-    width = model.config.n_embd if projection is None else model.config.projection_dim
-    out = torch.empty(len(texts), width)
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False, disable=not progress):
-            index = order[start:start + batch_size]
-            chunk = [texts[i] for i in index]
-            enc = (tokenize_items(tokenizer, chunk, max_length) if cut == "right" else
-                   tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt"))
-            enc = enc.to(device)
-            out[torch.as_tensor(index)] = model.embed(enc["input_ids"], enc["attention_mask"],
-                                                      projection=projection).float().cpu()
-    return out
-
-
-def encode_item_texts(model, tokenizer, item_texts: list[str], projection: str | None = "item", batch_size: int = 256,
-                      max_length: int | None = None, progress: bool = True) -> torch.Tensor:
-    """
-    One vector per item text, row i = text i: W_i z (`projection="item"`) or z (`None`). Each text is formatted as an
-    item and cut from the right to `max_length` tokens; `None` means the checkpoint's `item_max_length`, else 128.
-    """
-    return embed_texts(model, tokenizer, [format_item(t) for t in item_texts], projection, batch_size,
-                       max_length or item_token_limit(model.config), "encoding items", cut="right", progress=progress)
-
-
 def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_length: int | None = None) -> torch.Tensor:
     """
     W_i z_i for every catalog item, row i = item index i. Items are cut from the right to `max_length` tokens;
@@ -129,7 +99,8 @@ def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_len
     return encode_item_texts(model, tokenizer, data.item_texts, "item", batch_size, max_length)
 
 
-def _eval_targets(data: RecData, split: str, max_users: int | None, seed: int):
+def eval_targets(data: RecData, split: str, max_users: int | None = None, seed: int = 0):
+    """The evaluated users' (rows, positions, targets) of a split: all of them, or a seeded sample of `max_users`."""
     pairs = eval_pairs(data, split)
     rows, positions = pairs["user_row"][:], pairs["position"][:]
     if max_users is not None and max_users < len(rows):
@@ -150,13 +121,12 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
     `"sampled"` ranks the target among `negatives` (users x `num_negatives`, see `draw_sampled_negatives`; drawn
     from `seed` when not given). `mask_history` removes each user's earlier items from its ranking (off by default).
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    check_ranking_protocol(protocol)
     model.eval()
     max_length = min(max_length, model.config.n_positions)  # a checkpoint trained on shorter inputs has no more
-    rows, positions, targets = _eval_targets(data, split, max_users, seed)
-    sequences, texts = data.sequences, data.item_texts
-    histories = [format_history([texts[i] for i in sequences[r][max(0, p - max_history_items):p]])
+    rows, positions, targets = eval_targets(data, split, max_users, seed)
+    texts = data.item_texts
+    histories = [format_history([texts[i] for i in history_items(data, r, p, max_history_items)])
                  for r, p in zip(rows, positions)]
     items = encode_items(model, tokenizer, data, max_length=item_token_limit(model.config, min(max_length, 128)))
     users = embed_texts(model, tokenizer, histories, "user", batch_size, max_length, "encoding users")
@@ -172,9 +142,8 @@ def evaluate_scorer(score_users, data: RecData, split: str = "test", ks=DEFAULT_
     users whose histories are their items before `position` (at most 1,024 users per call). Used by baselines
     such as the ID transformer.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
-    rows, positions, targets = _eval_targets(data, split, max_users, seed)
+    check_ranking_protocol(protocol)
+    rows, positions, targets = eval_targets(data, split, max_users, seed)
     return _rank_all(lambda start, stop: score_users(rows[start:stop], positions[start:stop]), data, rows, positions,
                      targets, ks, protocol, mask_history, negatives, seed, num_negatives)
 
@@ -206,12 +175,11 @@ def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS, proto
                         seed: int = 0, num_negatives: int = 100) -> dict[str, float]:
     """The popularity baseline on the same split and protocol: items ranked by how often they occur in the
     training part."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    check_ranking_protocol(protocol)
     counts = np.zeros(len(data.items), dtype=np.float64)
     for _, seq in split_sequences(data, "train"):
         np.add.at(counts, seq, 1)
-    rows, positions, targets = _eval_targets(data, split, max_users, seed)
+    rows, positions, targets = eval_targets(data, split, max_users, seed)
     if protocol == "full" and not mask_history:
         # Every user sees the same scores: a target's rank is the number of other items counted at least as often.
         ranked = np.sort(counts)
@@ -220,3 +188,39 @@ def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS, proto
     scores = torch.as_tensor(counts).unsqueeze(0)
     return _rank_all(lambda start, stop: scores.expand(len(targets[start:stop]), -1), data, rows, positions, targets,
                      ks, protocol, mask_history, negatives, seed, num_negatives)
+
+
+def protocol_id(protocol: str, negatives: np.ndarray | None = None) -> str:
+    """"full-ranking", or "sampled-N" for N negatives per user."""
+    check_ranking_protocol(protocol)
+    return "full-ranking" if protocol == "full" else f"sampled-{negatives.shape[1]}"
+
+
+def evaluation_record(data: RecData, split: str, lmrec: dict, popularity: dict | None = None,
+                      protocol: str = "full", negatives: np.ndarray | None = None, mask_history: bool = False,
+                      data_path: str | None = None, **facts) -> dict:
+    """
+    The one evaluation record: what `lmrec-hf evaluate --output` and `lmrec-hf train` (metrics.json) write, and what
+    the model card and the grid read. `facts` (model, seed, git_commit, wall_time_s, ...) are added as they are.
+
+    Example:
+    ```python
+    >>> record = evaluation_record(data, "test", evaluate_model(model, tokenizer, data), seed=0)
+    >>> record["protocol_id"]
+    'full-ranking'
+    ```
+    """
+    ranking = ("full ranking" if protocol == "full" else
+               f"target among {negatives.shape[1]} sampled negatives")
+    record = {
+        "data": {"name": data.name, **({"path": str(data_path)} if data_path else {}), **data.stats()},
+        "split": split,
+        "protocol": f"{ranking}, ties against the model, history items {'masked' if mask_history else 'not masked'}",
+        "protocol_id": protocol_id(protocol, negatives),
+        "mask_history": mask_history,
+        "lmrec": {k: v for k, v in lmrec.items() if k != "negatives"},
+    }
+    if popularity is not None:
+        record["popularity"] = {k: v for k, v in popularity.items() if k != "negatives"}
+    record.update(facts)
+    return record

@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import os
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -31,21 +30,21 @@ DATA_NOTES = {
                   "weights are for research use too.",
 }
 # The training arguments the card reports, in this order.
-TRAINING_KEYS = ("mode", "rec_loss_weight", "rec_loss_weight_schedule", "rec_loss_type", "negatives",
-                 "num_negatives", "learning_rate", "max_steps", "steps", "lm_batch_size", "rec_batch_size",
+TRAINING_KEYS = ("mode", "learning_rate", "max_steps", "steps", "lm_batch_size", "rec_batch_size",
                  "max_length", "max_history_items", "item_max_length", "weight_decay", "warmup_steps",
                  "max_grad_norm", "train_sampling_strategy", "seed", "world_size", "train_time_s", "final_lm_loss",
                  "final_rec_loss", "best_eval_loss")
+# The objective's keys the card reports first (the paper's knobs); its options follow, in `RecObjective`'s order.
+OBJECTIVE_KEYS = ("rec_loss_weight", "rec_loss_weight_schedule", "rec_loss_type", "negative_layout", "num_negatives")
+# The objective's options beyond the paper's recipe, listed apart on the card.
 OPTION_KEYS = ("prefix_pairs", "lm_on_rec_histories", "logq_correction", "item_bank_refresh_steps", "item_bank_loss")
 
 
-def protocol_id(record: dict) -> str:
-    """"full-ranking" or "sampled-N" from an evaluation record (newer records carry it; older ones have text)."""
-    if record.get("protocol_id"):
-        return record["protocol_id"]
-    text = str(record.get("protocol", "full ranking"))
-    match = re.search(r"among (\d+) sampled", text)
-    return f"sampled-{match.group(1)}" if match else "full-ranking"
+def _protocol_id(record: dict) -> str:
+    if not record.get("protocol_id"):
+        raise ValueError("The evaluation record has no 'protocol_id' (full-ranking or sampled-N); it was written by "
+                         "an older lmrec-hf. Evaluate the checkpoint again with `lmrec-hf evaluate --output`.")
+    return record["protocol_id"]
 
 
 @dataclass
@@ -77,10 +76,18 @@ class LMRecModelCardData:
     # -- filling ------------------------------------------------------------------------------------------------
 
     def record_training_args(self, args) -> None:
-        for key in TRAINING_KEYS + OPTION_KEYS:
+        for key in TRAINING_KEYS:
             if hasattr(args, key):
                 value = getattr(args, key)
                 self.training[key] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+    def record_objective(self, objective, rec_loss_weight: float | None = None) -> None:
+        """The `RecObjective`'s fields; `rec_loss_weight` is the λ in force when the objective leaves it None."""
+        values = objective.to_dict()
+        if values.get("rec_loss_weight") is None:
+            values["rec_loss_weight"] = rec_loss_weight
+        ordered = [k for k in OBJECTIVE_KEYS if k in values] + [k for k in values if k not in OBJECTIVE_KEYS]
+        self.training.update({k: values[k] for k in ordered})
 
     def set_dataset(self, name: str, stats: dict, protocol: str = "leave_one_out") -> None:
         self.dataset = {"name": name, "protocol": protocol.replace("_", "-"), **stats}
@@ -95,7 +102,7 @@ class LMRecModelCardData:
         entry = {
             "dataset": record.get("data", {}).get("name", self.dataset.get("name", "unknown")),
             "split": record.get("split", "test"),
-            "protocol_id": protocol_id(record),
+            "protocol_id": _protocol_id(record),
             "protocol": record.get("protocol", "full ranking"),
             "mask_history": bool(record.get("mask_history", False)),
             "users": int(record["lmrec"].get("users", 0)),
@@ -189,7 +196,7 @@ def render_model_card(card_data: LMRecModelCardData, config) -> ModelCard:
     )
     training = dict(card_data.training)
     rows = [(key, f"{value:g}" if isinstance(value, float) else value) for key, value in training.items()
-            if key in TRAINING_KEYS and value is not None]
+            if key in TRAINING_KEYS + OBJECTIVE_KEYS and value is not None]
     # item_bank_loss always has a value; it is an option only while the bank is on
     options = ", ".join(key if training[key] is True else f"{key}={training[key]}" for key in OPTION_KEYS
                         if training.get(key) and (key != "item_bank_loss" or training.get("item_bank_refresh_steps")))
@@ -272,9 +279,6 @@ class LMRecModelCardCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.card_data.record_training_args(args)
-        for key in ("rec_loss_weight", "rec_loss_type"):  # None in the arguments means "the config's value"
-            if self.card_data.training.get(key) is None and model is not None:
-                self.card_data.training[key] = getattr(model.config, key, None)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         for key, name in (("lm_loss", "final_lm_loss"), ("rec_loss", "final_rec_loss")):

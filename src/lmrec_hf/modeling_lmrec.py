@@ -61,10 +61,15 @@ class LMRecJointOutput(ModelOutput):
         logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`, *optional*):
             LM logits for `input_ids`.
         rec_logits (`torch.FloatTensor`, *optional*):
-            Scores <W_u z_u, W_i z_i>: `(B,)` for pairs, `(B, N)` for N items per user, or `(B, M)` for every
-            user against every item when no `rec_labels` are given.
-        user_embeds (`torch.FloatTensor` of shape `(B, projection_dim)`, *optional*): W_u z_u.
+            Scores <W_u z_u, W_i z_i> in the shape `rec_labels` ask for (see `score_pairs`): `(B,)` for pairs,
+            `(B, N)` for N items per user, `(B, M)` for every user against every item (also when no `rec_labels`
+            are given), `(B, P, M)` for prefix features.
+        user_embeds (`torch.FloatTensor` of shape `(B, projection_dim)` or `(B, P, projection_dim)`, *optional*):
+            W_u z_u, at the final EOS or at each of `user_positions`.
         item_embeds (`torch.FloatTensor` of shape `(M, projection_dim)`, *optional*): W_i z_i.
+        user_hidden_states (`torch.FloatTensor` of shape `(B, T, n_embd)`, *optional*):
+            Last-layer states of the user rows, returned with them (no extra cost): a training objective can put
+            L1 on the histories it read the user features from (`lmrec_hf.losses`).
     """
 
     loss: torch.FloatTensor | None = None
@@ -74,6 +79,7 @@ class LMRecJointOutput(ModelOutput):
     rec_logits: torch.FloatTensor | None = None
     user_embeds: torch.FloatTensor | None = None
     item_embeds: torch.FloatTensor | None = None
+    user_hidden_states: torch.FloatTensor | None = None
 
 
 def pool_eos(
@@ -98,9 +104,6 @@ def pool_eos(
     positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
     last = torch.where(is_eos, positions, -1).amax(dim=-1)  # (B,)
     return last_hidden_state[torch.arange(input_ids.shape[0], device=input_ids.device), last]  # (B, d)
-
-
-ITEM_BANK_LOSSES = ("separate", "fresh_over_bank")
 
 
 class LMRecPreTrainedModel(PreTrainedModel):
@@ -155,6 +158,9 @@ class LMRecModel(LMRecPreTrainedModel):
     torch.Size([1, 32])
     ```
     """
+
+    # The heads of a joint checkpoint: `AutoModel` loads the trunk out of one without a load report for them.
+    _keys_to_ignore_on_load_unexpected = ["attn.bias", r"^(user_projection|item_projection|lm_head)\."]
 
     def __init__(self, config: LMRecConfig):
         super().__init__(config)
@@ -301,233 +307,141 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         item_input_ids: torch.LongTensor | None = None,
         item_attention_mask: torch.Tensor | None = None,
         rec_labels: torch.Tensor | None = None,
-        rec_loss_weight: float | torch.Tensor | None = None,
-        user_labels: torch.LongTensor | None = None,
         user_positions: torch.LongTensor | None = None,
-        rec_log_q: torch.Tensor | None = None,
-        rec_item_ids: torch.LongTensor | None = None,
-        rec_item_bank: torch.Tensor | None = None,
-        rec_item_bank_loss: str = "separate",
         **kwargs,
     ) -> LMRecJointOutput:
         r"""
-        input_ids, attention_mask, labels:
-            The LM stream (histories). L1 is computed when `labels` are given (-100 is ignored).
-        user_input_ids, user_attention_mask, item_input_ids, item_attention_mask:
-            The rec stream. `user_input_ids` has B rows; `item_input_ids` has B rows (pairs), B·N rows (N items per
-            user, grouped by user), or M rows scored against every user (with (B, M) labels, or no labels).
-        rec_labels (`torch.Tensor` of shape `(B,)` or `(B, N)`, *optional*):
-            1 for a positive pair, 0 for a negative, and -1 for a pair the loss ignores. L2 is computed when they are
-            given. With shape (B, N) the item rows are either N items shared by all users, or B·N items grouped by
-            user.
-        rec_loss_weight (`float`, *optional*):
-            λ for this step; defaults to `config.rec_loss_weight`. The trainer passes its cosine-decayed value.
-        user_labels (`torch.LongTensor` of shape `(B, T)`, *optional*):
-            LM labels for the user histories: L1 is then also computed on them, in the same forward that reads the
-            user features (a CPU-budget option; the paper's LM stream is `input_ids`).
+        input_ids, attention_mask, labels (`torch.LongTensor` of shape `(B, T)`, *optional*):
+            The LM stream; L1 is next-token cross-entropy over `labels` (-100 ignored).
+        user_input_ids, user_attention_mask (`torch.LongTensor` of shape `(B, T)`, *optional*):
+            User histories, each ending in EOS.
+        item_input_ids, item_attention_mask (`torch.LongTensor` of shape `(M, T)`, *optional*):
+            Item texts, each ending in EOS.
+        rec_labels (`torch.Tensor`, *optional*):
+            1 for a positive pair, 0 for a negative, -1 for a pair to ignore: `(B,)` pairs, `(B, N)` with the M items
+            either shared by all users (M = N) or grouped by user (M = B·N), or `(B, P, M)` with `user_positions`.
+            L2 is the paper's binary cross-entropy over them.
         user_positions (`torch.LongTensor` of shape `(B, P)`, *optional*):
-            Read user features at these token positions (-1 pads) instead of the final EOS: each position ends a
-            prefix of the history, and `rec_labels` of shape (B, P, M) score every prefix against M shared items.
-            This trains every item boundary of a history at once (an option, not the paper's recipe).
-        rec_log_q (`torch.Tensor` of shape `(M,)`, *optional*):
-            Log of how likely each item row was to be drawn as a candidate. It is subtracted from the scores inside
-            the rec loss only (the sampled-softmax "logQ" correction), so in-batch negatives, drawn by popularity,
-            do not teach the model to rank popular items down. `rec_logits` stay uncorrected.
-        rec_item_ids (`torch.LongTensor` of shape `(M,)`, *optional*):
-            The catalog row of each of the M item rows, for `rec_item_bank`.
-        rec_item_bank (`torch.Tensor` of shape `(N, d)`, *optional*):
-            Score against the whole catalog too (an option, not the paper's recipe): z_i for all N catalog items,
-            encoded earlier without gradient. W_i is applied to them here, so it learns from them. `rec_labels` (last
-            dimension M) are spread over the N columns, unlabelled items counting as negatives. Needs the shared
-            layout (M items scored by every user). How the bank enters L2 is `rec_item_bank_loss`.
-        rec_item_bank_loss (`str`, *optional*, defaults to `"separate"`):
-            `"separate"`: L2 is the mean of the loss over the batch's M fresh items (with `rec_log_q` if given) and
-            a loss over the N bank rows alone, the batch's items included, so every candidate of that second loss
-            was encoded at the same time. `rec_logits` stay over the M items.
-            `"fresh_over_bank"`: one loss over the N rows, the batch's M items with their fresh encodings and the
-            others from the bank; `rec_logits` come back with N columns and `rec_log_q` is refused (nothing is
-            sampled). The positive is then always a fresh row and most negatives are older ones, which a model can
-            learn to tell apart instead of ranking (docs/results.md shows it did on Scientific).
+            Read user features at these token positions (-1 pads) instead of the final EOS: each one ends a prefix
+            of the history (an option for training, not the paper's recipe).
+
+        With both losses, `loss = lm_loss + config.rec_loss_weight * rec_loss`. The CPU-budget objectives (softmax,
+        logQ, the item bank) are not here: `lmrec_hf.losses` computes them from this output.
         """
         kwargs.pop("num_items_in_batch", None)  # passed by Trainer; our losses are per-batch means
-        if (user_input_ids is None) != (item_input_ids is None):
-            given, missing = ("user", "item") if item_input_ids is None else ("item", "user")
-            raise ValueError(
-                f"LMRecForJointModeling: got `{given}_input_ids` without `{missing}_input_ids`. The rec head scores "
-                "users against items, so pass both (or neither, for the LM loss alone)."
-            )
-        if rec_labels is not None and user_input_ids is None:
-            raise ValueError(
-                "LMRecForJointModeling: got `rec_labels` without `user_input_ids` and `item_input_ids`; "
-                "pass the users and items the labels refer to."
-            )
-        if labels is not None and input_ids is None:
-            raise ValueError("LMRecForJointModeling: got `labels` without `input_ids`; pass the LM inputs too.")
-        for name, value in (("user_labels", user_labels), ("user_positions", user_positions)):
-            if value is not None and user_input_ids is None:
-                raise ValueError(f"LMRecForJointModeling: got `{name}` without `user_input_ids`; pass the users too.")
-        if (rec_item_ids is None) != (rec_item_bank is None):
-            given, missing = ("rec_item_ids", "rec_item_bank") if rec_item_bank is None else ("rec_item_bank",
-                                                                                          "rec_item_ids")
-            raise ValueError(f"LMRecForJointModeling: got `{given}` without `{missing}`. Scoring against the catalog "
-                             "needs both: the bank of item features and the catalog row of each batch item.")
-        if rec_item_bank_loss not in ITEM_BANK_LOSSES:
-            raise ValueError(f"LMRecForJointModeling: `rec_item_bank_loss` must be one of {ITEM_BANK_LOSSES}, got "
-                             f"{rec_item_bank_loss!r}.")
-        if rec_item_bank is not None and rec_log_q is not None and rec_item_bank_loss == "fresh_over_bank":
-            raise ValueError("LMRecForJointModeling: got `rec_log_q` with `rec_item_bank` and "
-                             "rec_item_bank_loss='fresh_over_bank'. That loss scores every catalog item, so no "
-                             "candidate was sampled and there is nothing to correct; drop `rec_log_q` "
-                             "(logq_correction) or use rec_item_bank_loss='separate'.")
-
-        lm_terms = []  # (logits, labels) of every stream L1 is computed on
-        logits = None
+        _check_joint_inputs(input_ids, labels, user_input_ids, item_input_ids, rec_labels, user_positions)
+        logits = lm_loss = None
         if input_ids is not None:
-            hidden = self.transformer(
-                input_ids=input_ids, attention_mask=attention_mask, return_pooler=False, **kwargs
-            ).last_hidden_state  # (B, T, d)
+            hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask, return_pooler=False,
+                                      **kwargs).last_hidden_state  # (B, T, d)
             logits = self.lm_head(hidden)  # (B, T, V)
             if labels is not None:
-                lm_terms.append((logits, labels))
+                lm_loss = causal_lm_loss([(logits, labels)])
 
-        rec_logits = rec_loss = user_embeds = item_embeds = None
+        rec_logits = rec_loss = user_embeds = item_embeds = user_hidden = None
         if user_input_ids is not None:
-            user_out = self.transformer(
-                input_ids=user_input_ids, attention_mask=user_attention_mask, return_pooler=user_positions is None
-            )
-            if user_labels is not None:  # one forward serves L1 and the user features
-                lm_terms.append((self.lm_head(user_out.last_hidden_state), user_labels))
+            user_out = self.transformer(input_ids=user_input_ids, attention_mask=user_attention_mask,
+                                        return_pooler=user_positions is None)
+            user_hidden = user_out.last_hidden_state  # (B, T, d)
             if user_positions is None:
                 z_u = user_out.pooler_output  # (B, d)
             else:
                 rows = torch.arange(user_input_ids.shape[0], device=user_input_ids.device).unsqueeze(1)
-                z_u = user_out.last_hidden_state[rows, user_positions.clamp(min=0)]  # (B, P, d)
+                z_u = user_hidden[rows, user_positions.clamp(min=0)]  # (B, P, d)
             user_embeds = self.user_projection(z_u)  # (B, p) or (B, P, p)
             item_embeds = self.embed(item_input_ids, item_attention_mask, projection="item")  # (M, p)
-            valid = None if user_positions is None else (user_positions >= 0)
-            if rec_item_bank is not None and rec_item_bank_loss == "fresh_over_bank":
-                item_embeds_over_bank, rec_labels = self._spread_over_catalog(item_embeds, rec_item_ids,
-                                                                              rec_item_bank, rec_labels, fresh=True)
-                rec_logits = self._score(user_embeds, item_embeds_over_bank, rec_labels)
-            else:
-                rec_logits = self._score(user_embeds, item_embeds, rec_labels)
+            rec_logits = score_pairs(user_embeds, item_embeds, rec_labels)
             if rec_labels is not None:
-                corrected = rec_logits if rec_log_q is None else rec_logits - rec_log_q.to(rec_logits)
-                rec_loss = self._rec_loss(corrected, rec_labels.to(rec_logits.device), valid)
-            if rec_item_bank is not None and rec_item_bank_loss == "separate" and rec_labels is not None:
-                # only a loss: without labels the bank's scores would be computed for nothing
-                bank_embeds, bank_labels = self._spread_over_catalog(item_embeds, rec_item_ids, rec_item_bank,
-                                                                     rec_labels, fresh=False)
-                bank_logits = self._score(user_embeds, bank_embeds, bank_labels)
-                rec_loss = (rec_loss + self._rec_loss(bank_logits, bank_labels.to(bank_logits.device), valid)) / 2
-        lm_loss = self._lm_loss(lm_terms) if lm_terms else None
+                valid = None if user_positions is None else user_positions >= 0
+                rec_loss = rec_bce_loss(rec_logits, rec_labels.to(rec_logits.device), valid)
 
-        if rec_loss_weight is None:
-            rec_loss_weight = self.config.rec_loss_weight
         if lm_loss is not None and rec_loss is not None:
-            loss = lm_loss + rec_loss_weight * rec_loss
+            loss = lm_loss + self.config.rec_loss_weight * rec_loss
         else:
             loss = lm_loss if lm_loss is not None else rec_loss
-        return LMRecJointOutput(
-            loss=loss,
-            lm_loss=lm_loss,
-            rec_loss=rec_loss,
-            logits=logits,
-            rec_logits=rec_logits,
-            user_embeds=user_embeds,
-            item_embeds=item_embeds,
-        )
+        return LMRecJointOutput(loss=loss, lm_loss=lm_loss, rec_loss=rec_loss, logits=logits, rec_logits=rec_logits,
+                                user_embeds=user_embeds, item_embeds=item_embeds, user_hidden_states=user_hidden)
 
-    def _spread_over_catalog(self, item_embeds: torch.Tensor, item_ids: torch.LongTensor, bank: torch.Tensor,
-                             rec_labels: torch.Tensor | None, fresh: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """
-        W_i z for every catalog item from the bank, with the batch's fresh `item_embeds` over their rows when `fresh`,
-        and the labels spread over the catalog.
-        """
-        item_ids = item_ids.to(item_embeds.device).long()
-        if item_ids.dim() != 1 or item_ids.shape[0] != item_embeds.shape[0]:
-            raise ValueError(f"LMRecForJointModeling: `rec_item_ids` must have shape ({item_embeds.shape[0]},), one "
-                             f"catalog row per item row, got {tuple(item_ids.shape)}.")
-        if bank.dim() != 2 or bank.shape[1] != self.config.n_embd:
-            raise ValueError(f"LMRecForJointModeling: `rec_item_bank` must have shape (N, {self.config.n_embd}) "
-                             f"(z_i of every catalog item), got {tuple(bank.shape)}.")
-        if item_ids.numel() and (int(item_ids.min()) < 0 or int(item_ids.max()) >= bank.shape[0]):
-            raise ValueError(f"LMRecForJointModeling: `rec_item_ids` must lie in [0, {bank.shape[0]}) (the bank's "
-                             f"rows), got {int(item_ids.min())} to {int(item_ids.max())}.")
-        candidates = self.item_projection(bank.to(item_embeds))  # (N, p)
-        if fresh:
-            candidates = candidates.index_copy(0, item_ids, item_embeds)
-        if rec_labels is None:
-            return candidates, None
-        if rec_labels.dim() not in (2, 3):
-            raise ValueError(f"LMRecForJointModeling: with `rec_item_bank`, `rec_labels` must be (B, M) or (B, P, M) "
-                             f"over the M={item_ids.shape[0]} shared item rows, got {tuple(rec_labels.shape)}.")
-        spread = rec_labels.new_zeros(*rec_labels.shape[:-1], bank.shape[0])
-        spread[..., item_ids.to(spread.device)] = rec_labels
-        return candidates, spread
 
-    @staticmethod
-    def _lm_loss(terms: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """Next-token cross-entropy averaged over every labelled token of every stream."""
-        logits = torch.cat([lg[:, :-1].reshape(-1, lg.shape[-1]) for lg, _ in terms])
-        labels = torch.cat([lb[:, 1:].reshape(-1).to(logits.device) for _, lb in terms])
-        return F.cross_entropy(logits.float(), labels, ignore_index=-100)
-
-    def _rec_loss(self, rec_logits: torch.Tensor, rec_labels: torch.Tensor,
-                  valid: torch.Tensor | None = None) -> torch.Tensor:
-        if valid is not None:  # prefix features: keep the rows of real positions only
-            rec_logits, rec_labels = rec_logits[valid], rec_labels[valid]  # (N, M)
-        rec_logits, ignored = rec_logits.float(), rec_labels < 0  # a negative label marks a pair to ignore
-        if self.config.rec_loss_type == "bce":
-            losses = F.binary_cross_entropy_with_logits(rec_logits, rec_labels.float().clamp(min=0), reduction="none")
-            return losses.masked_fill(ignored, 0.0).sum() / (~ignored).sum().clamp(min=1)
-        rec_logits = rec_logits.masked_fill(ignored, float("-inf"))
-        positives = rec_labels > 0.5
-        if rec_labels.dim() != 2 or not bool((positives.sum(-1) == 1).all()):
-            raise ValueError(
-                "rec_loss_type='softmax' needs `rec_labels` of shape (B, N) with exactly one positive per row, got "
-                f"shape {tuple(rec_labels.shape)} with {positives.sum(-1).tolist()} positives per row. Use "
-                "rec_loss_type='bce' for pairwise labels."
-            )
-        return F.cross_entropy(rec_logits, positives.float().argmax(-1))
-
-    @staticmethod
-    def _score(user_embeds: torch.Tensor, item_embeds: torch.Tensor, rec_labels: torch.Tensor | None) -> torch.Tensor:
-        """<W_u z_u, W_i z_i> in the shape `rec_labels` asks for."""
-        n_users, n_items = user_embeds.shape[0], item_embeds.shape[0]
-        if user_embeds.dim() == 3:  # prefix features (B, P, p): every prefix against every item
-            if rec_labels is not None and rec_labels.shape != (*user_embeds.shape[:2], n_items):
-                raise ValueError(
-                    f"LMRecForJointModeling: with `user_positions` of shape {tuple(user_embeds.shape[:2])} and "
-                    f"{n_items} item rows, `rec_labels` must have shape {(*user_embeds.shape[:2], n_items)}, got "
-                    f"{tuple(rec_labels.shape)}."
-                )
-            return torch.einsum("bpd,md->bpm", user_embeds, item_embeds)  # (B, P, M)
-        if rec_labels is None:
-            return user_embeds @ item_embeds.T  # (B, M)
-        if rec_labels.dim() == 1:
-            if not (n_users == n_items == rec_labels.shape[0]):
-                raise ValueError(
-                    f"LMRecForJointModeling: pairwise `rec_labels` of shape {tuple(rec_labels.shape)} need as many "
-                    f"user rows and item rows as labels, got {n_users} user rows and {n_items} item rows."
-                )
-            return (user_embeds * item_embeds).sum(-1)  # (B,)
-        if rec_labels.dim() == 2:
-            batch, per_user = rec_labels.shape
-            if n_users == batch and n_items == per_user:
-                return user_embeds @ item_embeds.T  # (B, M): every user against the same M items
-            if n_users != batch or n_items != batch * per_user:
-                raise ValueError(
-                    f"LMRecForJointModeling: `rec_labels` of shape {tuple(rec_labels.shape)} need {batch} user rows "
-                    f"and either {per_user} item rows (shared by all users) or {batch * per_user} ({per_user} per "
-                    f"user, grouped by user), got {n_users} user rows and {n_items} item rows."
-                )
-            items = item_embeds.view(batch, per_user, -1)  # (B, N, p)
-            return torch.einsum("bp,bnp->bn", user_embeds, items)  # (B, N)
+def _check_joint_inputs(input_ids, labels, user_input_ids, item_input_ids, rec_labels, user_positions) -> None:
+    if (user_input_ids is None) != (item_input_ids is None):
+        given, missing = ("user", "item") if item_input_ids is None else ("item", "user")
         raise ValueError(
-            f"LMRecForJointModeling: `rec_labels` must have shape (B,) or (B, N), got {tuple(rec_labels.shape)}."
+            f"LMRecForJointModeling: got `{given}_input_ids` without `{missing}_input_ids`. The rec head scores "
+            "users against items, so pass both (or neither, for the LM loss alone)."
         )
+    if rec_labels is not None and user_input_ids is None:
+        raise ValueError(
+            "LMRecForJointModeling: got `rec_labels` without `user_input_ids` and `item_input_ids`; "
+            "pass the users and items the labels refer to."
+        )
+    if labels is not None and input_ids is None:
+        raise ValueError("LMRecForJointModeling: got `labels` without `input_ids`; pass the LM inputs too.")
+    if user_positions is not None and user_input_ids is None:
+        raise ValueError("LMRecForJointModeling: got `user_positions` without `user_input_ids`; pass the users too.")
+
+
+def causal_lm_loss(terms: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Next-token cross-entropy averaged over every labelled token of every (logits, labels) stream."""
+    logits = torch.cat([lg[:, :-1].reshape(-1, lg.shape[-1]) for lg, _ in terms])
+    labels = torch.cat([lb[:, 1:].reshape(-1).to(logits.device) for _, lb in terms])
+    return F.cross_entropy(logits.float(), labels, ignore_index=-100)
+
+
+def rec_bce_loss(rec_logits: torch.Tensor, rec_labels: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """
+    The paper's L2: binary cross-entropy of sigmoid(score) against the labels, averaged over the labelled pairs. A
+    negative label marks a pair to ignore; `valid` (B, P) keeps the real prefix positions of `(B, P, M)` scores.
+    """
+    if valid is not None:
+        rec_logits, rec_labels = rec_logits[valid], rec_labels[valid]  # (N, M)
+    rec_logits, ignored = rec_logits.float(), rec_labels < 0
+    losses = F.binary_cross_entropy_with_logits(rec_logits, rec_labels.float().clamp(min=0), reduction="none")
+    return losses.masked_fill(ignored, 0.0).sum() / (~ignored).sum().clamp(min=1)
+
+
+def score_pairs(user_embeds: torch.Tensor, item_embeds: torch.Tensor,
+                rec_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """
+    <W_u z_u, W_i z_i> in the shape `rec_labels` ask for: prefix features `(B, P, p)` give `(B, P, M)`; without
+    labels every user meets every item `(B, M)`; labels `(B,)` score pairs; labels `(B, N)` score N items shared by
+    all users (M = N) or N items per user, grouped by user (M = B·N).
+    """
+    n_users, n_items = user_embeds.shape[0], item_embeds.shape[0]
+    if user_embeds.dim() == 3:  # prefix features (B, P, p): every prefix against every item
+        if rec_labels is not None and rec_labels.shape != (*user_embeds.shape[:2], n_items):
+            raise ValueError(
+                f"LMRecForJointModeling: with `user_positions` of shape {tuple(user_embeds.shape[:2])} and "
+                f"{n_items} item rows, `rec_labels` must have shape {(*user_embeds.shape[:2], n_items)}, got "
+                f"{tuple(rec_labels.shape)}."
+            )
+        return torch.einsum("bpd,md->bpm", user_embeds, item_embeds)  # (B, P, M)
+    if rec_labels is None:
+        return user_embeds @ item_embeds.T  # (B, M)
+    if rec_labels.dim() == 1:
+        if not (n_users == n_items == rec_labels.shape[0]):
+            raise ValueError(
+                f"LMRecForJointModeling: pairwise `rec_labels` of shape {tuple(rec_labels.shape)} need as many "
+                f"user rows and item rows as labels, got {n_users} user rows and {n_items} item rows."
+            )
+        return (user_embeds * item_embeds).sum(-1)  # (B,)
+    if rec_labels.dim() == 2:
+        batch, per_user = rec_labels.shape
+        if n_users == batch and n_items == per_user:
+            return user_embeds @ item_embeds.T  # (B, M): every user against the same M items
+        if n_users != batch or n_items != batch * per_user:
+            raise ValueError(
+                f"LMRecForJointModeling: `rec_labels` of shape {tuple(rec_labels.shape)} need {batch} user rows "
+                f"and either {per_user} item rows (shared by all users) or {batch * per_user} ({per_user} per "
+                f"user, grouped by user), got {n_users} user rows and {n_items} item rows."
+            )
+        items = item_embeds.view(batch, per_user, -1)  # (B, N, p)
+        return torch.einsum("bp,bnp->bn", user_embeds, items)  # (B, N)
+    raise ValueError(
+        f"LMRecForJointModeling: `rec_labels` must have shape (B,), (B, N) or (B, P, M), got "
+        f"{tuple(rec_labels.shape)}."
+    )
 
 
 __all__ = ["LMRecPreTrainedModel", "LMRecModel", "LMRecForJointModeling", "LMRecModelOutput", "LMRecJointOutput",
-           "pool_eos"]
+           "causal_lm_loss", "pool_eos", "rec_bce_loss", "score_pairs"]

@@ -1,74 +1,30 @@
-"""End-to-end jobs behind the CLI: train from a config, evaluate a checkpoint. Library code: logs, never prints."""
+"""End-to-end jobs behind the CLI and the grid: train from arguments, evaluate a checkpoint. Logs, never prints."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from datasets import Dataset, interleave_datasets
 from transformers import AutoTokenizer
 
+from .arguments import DataArguments, ModelArguments, check_tokenizer_source
 from .catalog import build_catalog, example_items, write_catalog
 from .configuration_lmrec import LMRecConfig
-from .data import RecData, lm_texts, load_data, resolve_data_path, split_users
-from .evaluation import evaluate_model, evaluate_popularity
+from .data import SPLIT_PROTOCOLS, RecData, lm_texts, load_data, resolve_data_path, split_users
+from .evaluation import evaluate_model, evaluate_popularity, evaluation_record
+from .losses import RecObjective
 from .model_card import git_commit
 from .modeling_lmrec import LMRecForJointModeling
-from .text import train_tokenizer
+from .tokenization_lmrec import train_tokenizer
 from .trainer import LMRecTrainer
 from .training_args import LMRecTrainingArguments
 
 logger = logging.getLogger(__name__)
-
-
-TOKENIZER_SOURCES = ("stream", "task")
-
-
-def check_tokenizer_source(source: str) -> None:
-    if source not in TOKENIZER_SOURCES:
-        raise ValueError(f"tokenizer_source must be one of {TOKENIZER_SOURCES}, got {source!r}: 'stream' trains the "
-                         "tokenizer on the LM stream's histories, 'task' on the task's own.")
-
-
-@dataclass
-class ModelArguments:
-    preset: str = field(default="7m", metadata={"help": "Table 9 size: 1.7m, 7m, 20m, 64m, 125m, 210m."})
-    vocab_size: int = field(default=8192, metadata={"help": "Tokenizer vocabulary to train (the paper: 50258)."})
-    n_positions: int | None = field(default=None, metadata={"help": "Positions; None means max_length."})
-    dropout: float | None = field(default=None, metadata={"help": "Sets resid, embd and attn dropout."})
-    init_from: str | None = field(
-        default=None, metadata={"help": "Start from this checkpoint (model + tokenizer), e.g. SelfPretrain's LM stage."}
-    )
-    tokenizer_texts: int = field(default=20000, metadata={"help": "Histories sampled to train the tokenizer."})
-    tokenizer_source: str = field(
-        default="stream", metadata={"help": "What the tokenizer learns from, beside the item texts: 'stream' (the LM "
-                                            "stream, task-agnostic corpora at their share) or 'task' (the task's own "
-                                            "histories, whatever the stream holds)."}
-    )
-
-    def __post_init__(self):
-        check_tokenizer_source(self.tokenizer_source)
-
-
-@dataclass
-class DataArguments:
-    data: str = field(default="", metadata={"help": "Data folder or file (see `lmrec-hf prepare --help`); "
-                                                     "'online-retail' finds the Online Retail table."})
-    data_format: str = field(default="auto", metadata={"help": "auto, prepared, unisrec, online-retail, interactions."})
-    protocol: str = field(default="leave_one_out", metadata={"help": "leave_one_out or user_split (80/10/10)."})
-    agnostic: list[str] = field(default_factory=list, metadata={"help": "Task-agnostic corpora for the LM stream."})
-    task_lm_ratio: float = field(default=1.0, metadata={"help": "Share of the LM stream from the task itself."})
-    eval_split: str = field(default="test", metadata={"help": "Split scored after training (valid or test)."})
-    eval_max_users: int | None = field(default=None, metadata={"help": "Score a seeded sample of users (None: all)."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Where processed data is cached."})
-    download_data: bool = field(default=True, metadata={"help": "data: online-retail downloads the UCI file "
-                                                                "when it is found nowhere locally."})
-    write_catalog: bool = field(default=True, metadata={"help": "Save the item catalog (texts, item embeddings, "
-                                                                "example histories) beside the checkpoint."})
 
 
 def build_lm_stream(data: RecData, agnostic: list[RecData], task_ratio: float, seed: int) -> Dataset:
@@ -105,61 +61,105 @@ def _load_task(data_args: DataArguments, seed: int) -> RecData:
     data = load_data(data_args.data, data_args.data_format, cache_dir=data_args.cache_dir)
     if data_args.protocol == "user_split" and data.protocol != "user_split":
         data = split_users(data, seed=seed)
-    elif data_args.protocol not in ("leave_one_out", "user_split"):
-        raise ValueError(f"protocol must be leave_one_out or user_split, got {data_args.protocol!r}.")
+    elif data_args.protocol not in SPLIT_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {SPLIT_PROTOCOLS}, got {data_args.protocol!r}.")
     return data
 
 
-def train_from_args(model_args: ModelArguments, data_args: DataArguments, args: LMRecTrainingArguments) -> dict:
-    """Prepares data, trains the tokenizer and model, saves a self-contained checkpoint, evaluates. Returns metrics."""
+def train_from_args(model_args: ModelArguments, data_args: DataArguments, objective: RecObjective,
+                    args: LMRecTrainingArguments) -> dict:
+    """
+    Prepares data, trains the tokenizer and model, saves a self-contained checkpoint under `output_dir/model`, and
+    evaluates it on `data_args.eval_split` (none when empty). Returns the run's facts, which are the evaluation
+    record (`evaluation_record`) when it evaluated; they are also written to `output_dir/metrics.json`.
+
+    Example:
+    ```python
+    >>> result = train_from_args(*load_train_config("training/configs/demo.yaml", {"max_steps": 10}))
+    ```
+    """
     start = time.time()
     torch.manual_seed(args.seed)
     data = _load_task(data_args, args.seed)
     agnostic = [load_data(path, "auto", cache_dir=data_args.cache_dir) for path in data_args.agnostic]
     lm_stream = build_lm_stream(data, agnostic, data_args.task_lm_ratio, args.seed)
-
-    if model_args.init_from:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.init_from)
-        model = LMRecForJointModeling.from_pretrained(model_args.init_from)
-    else:
-        corpus = tokenizer_corpus(data, lm_stream, model_args.tokenizer_source, model_args.tokenizer_texts, args.seed)
-        tokenizer = train_tokenizer(corpus, vocab_size=model_args.vocab_size,
-                                    model_max_length=args.max_length)
-        overrides = {"vocab_size": len(tokenizer), "n_positions": model_args.n_positions or args.max_length,
-                     "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
-        if args.rec_loss_weight is not None:  # the checkpoint records the λ it was trained with
-            overrides["rec_loss_weight"] = args.rec_loss_weight
-        if model_args.dropout is not None:
-            overrides.update(resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout,
-                             attn_pdrop=model_args.dropout)
-        model = LMRecForJointModeling(LMRecConfig.from_preset(model_args.preset, **overrides))
+    tokenizer, model = _tokenizer_and_model(model_args, args, data, lm_stream)
     logger.info("Model: %s, %.2fM parameters", model_args.preset, model.num_parameters() / 1e6)
 
-    trainer = LMRecTrainer.from_data(model, args, tokenizer, data, lm_texts=lm_stream)
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, data, objective, lm_texts=lm_stream)
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     train_time = time.time() - start
 
     model_dir = Path(args.output_dir) / "model"
     trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
-    result = {"data": {"name": data.name, "path": data_args.data, **data.stats()}, "mode": args.mode,
-              "preset": model_args.preset, "train_time_s": round(train_time, 1),
-              "steps": trainer.state.global_step, "world_size": args.world_size}
+    facts = {"mode": args.mode, "preset": model_args.preset, "train_time_s": round(train_time, 1),
+             "steps": trainer.state.global_step, "world_size": args.world_size}
+    summary = {"data": {"name": data.name, "path": data_args.data, **data.stats()}, **facts}
     if not trainer.is_world_process_zero():
-        return result
+        return summary
     tokenizer.save_pretrained(str(model_dir))
     if data_args.eval_split and args.mode != "lm_only":
-        result["lmrec"] = evaluate_model(model, tokenizer, data, data_args.eval_split,
-                                         max_length=args.max_length, max_history_items=args.max_history_items,
-                                         max_users=data_args.eval_max_users, seed=args.seed)
-        result["popularity"] = evaluate_popularity(data, data_args.eval_split)
-        result["split"] = data_args.eval_split
-        result["protocol"] = "full ranking, ties against the model, history items not masked"
-        result["protocol_id"] = "full-ranking"
+        lmrec = evaluate_model(model, tokenizer, data, data_args.eval_split, max_length=args.max_length,
+                               max_history_items=args.max_history_items, max_users=data_args.eval_max_users,
+                               seed=args.seed)
+        result = evaluation_record(data, data_args.eval_split, lmrec, evaluate_popularity(data, data_args.eval_split),
+                                   data_path=data_args.data, **facts)
+    else:
+        result = summary
     result["wall_time_s"] = round(time.time() - start, 1)
     result["git_commit"] = git_commit()
     (Path(args.output_dir) / "metrics.json").write_text(json.dumps(result, indent=2))
     _write_card(trainer, model, tokenizer, data, model_dir, model_args, data_args, result)
     return result
+
+
+def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArguments, data: RecData, lm_stream):
+    """The checkpoint to start from (`init_from`), or a new tokenizer trained on the data and a new model."""
+    if model_args.init_from:
+        return (AutoTokenizer.from_pretrained(model_args.init_from),
+                LMRecForJointModeling.from_pretrained(model_args.init_from))
+    corpus = tokenizer_corpus(data, lm_stream, model_args.tokenizer_source, model_args.tokenizer_texts, args.seed)
+    tokenizer = train_tokenizer(corpus, vocab_size=model_args.vocab_size, model_max_length=args.max_length)
+    overrides = {"vocab_size": len(tokenizer), "n_positions": model_args.n_positions or args.max_length,
+                 "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    if model_args.dropout is not None:
+        overrides.update(resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout, attn_pdrop=model_args.dropout)
+    return tokenizer, LMRecForJointModeling(LMRecConfig.from_preset(model_args.preset, **overrides))
+
+
+def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test", ks=(5, 10, 20, 50),
+                        protocol: str = "full", mask_history: bool = False, max_users: int | None = None,
+                        seed: int = 0, num_negatives: int = 100, negatives: np.ndarray | None = None,
+                        max_length: int = 256, max_history_items: int = 50, device: str | None = None,
+                        **facts) -> tuple[dict, np.ndarray | None]:
+    """
+    LMRec's metrics of a checkpoint beside popularity's, on the same users and candidates, as one evaluation record;
+    and the sampled negatives used (drawn from `seed` when `protocol="sampled"` and none are given), or None.
+
+    Example:
+    ```python
+    >>> record, _ = evaluate_checkpoint("outputs/demo/model", load_data("online-retail"))
+    >>> record["lmrec"]["recall@10"]
+    ```
+    """
+    from transformers import AutoModelForCausalLM
+
+    start = time.time()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if device is not None:
+        model = model.to(device)
+    common = dict(ks=tuple(ks), protocol=protocol, mask_history=mask_history, max_users=max_users, seed=seed,
+                  num_negatives=num_negatives)
+    lmrec = evaluate_model(model, tokenizer, data, split, max_length=max_length,
+                           max_history_items=max_history_items, negatives=negatives, **common)
+    negatives = lmrec.pop("negatives", None)
+    popularity = evaluate_popularity(data, split, negatives=negatives, **common)
+    record = evaluation_record(data, split, lmrec, popularity, protocol=protocol, negatives=negatives,
+                               mask_history=mask_history, model=str(model_dir), seed=seed, **facts)
+    record["git_commit"] = git_commit()
+    record["wall_time_s"] = round(time.time() - start, 1)
+    return record, negatives
 
 
 def _write_card(trainer, model, tokenizer, data, model_dir: Path, model_args, data_args, result: dict) -> None:

@@ -6,11 +6,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .collators import NEGATIVE_LAYOUTS
-from .modeling_lmrec import ITEM_BANK_LOSSES
-
 MODES = ("joint", "rec_only", "lm_only")
-LAMBDA_SCHEDULES = ("cosine", "constant")
 
 # Table 9's training columns: rec batch, peak learning rate and weight decay per preset.
 PRESET_TRAINING = {
@@ -27,7 +23,9 @@ PRESET_TRAINING = {
 class LMRecTrainingArguments(TrainingArguments):
     """
     [`TrainingArguments`] whose defaults are the paper's recipe: AdamW(0.9, 0.98, eps 1e-6), 1% linear warm-up,
-    cosine decay to 10% of the peak (`cosine_with_min_lr`), gradient-norm clip 0.1; plus the LMRec knobs below.
+    cosine decay to 10% of the peak (`cosine_with_min_lr`), gradient-norm clip 0.1; plus the LMRec batches below.
+    How L2 is trained (its loss, negatives, λ and the CPU-budget options) is the `RecObjective`'s
+    (`lmrec_hf.losses`), not these arguments'.
 
     Example:
     ```python
@@ -40,52 +38,6 @@ class LMRecTrainingArguments(TrainingArguments):
     )
     lm_batch_size: int = field(default=32, metadata={"help": "LM rows per device per step."})
     rec_batch_size: int = field(default=64, metadata={"help": "Rec pairs (users) per device per step."})
-    num_negatives: int = field(default=4, metadata={"help": "K uniformly sampled negative items per user."})
-    negatives: str = field(
-        default="per_user",
-        metadata={"help": "per_user (the paper: each user vs its target and its own K negatives) or shared "
-                          "(every user vs every distinct item of the batch)."},
-    )
-    rec_loss_type: str | None = field(
-        default=None, metadata={"help": "bce (the paper) or softmax; None keeps the model config's value."}
-    )
-    rec_loss_weight: float | None = field(
-        default=None, metadata={"help": "Initial λ; None keeps the model config's rec_loss_weight."}
-    )
-    rec_loss_weight_schedule: str = field(
-        default="cosine", metadata={"help": "cosine (decays like the learning rate) or constant."}
-    )
-    rec_loss_weight_min_ratio: float = field(
-        default=0.1, metadata={"help": "λ at the end of the cosine, as a fraction of the initial λ."}
-    )
-    prefix_pairs: bool = field(
-        default=False,
-        metadata={"help": "Option, not the paper's recipe: train a user feature at every item boundary of each "
-                          "history (the separator after item k predicts item k+1), against the batch's items."},
-    )
-    lm_on_rec_histories: bool = field(
-        default=False,
-        metadata={"help": "Option, not the paper's recipe: compute L1 on the rec batch's histories in the same "
-                          "forward that reads the user features. lm_batch_size may then be 0 (no separate stream)."},
-    )
-    logq_correction: bool = field(
-        default=False,
-        metadata={"help": "Option for prefix_pairs: subtract each candidate's log sampling probability inside the "
-                          "rec loss, so popularity-drawn in-batch negatives do not push popular items down."},
-    )
-    item_bank_refresh_steps: int = field(
-        default=0,
-        metadata={"help": "Option, not the paper's recipe: score every user (or prefix) against the whole catalog, "
-                          "not only the batch's items. The catalog's item features are encoded without gradient "
-                          "every this many steps. 0 turns it off. Needs negatives='shared' or prefix_pairs."},
-    )
-    item_bank_loss: str = field(
-        default="separate",
-        metadata={"help": "How the item bank enters L2. separate: the mean of the loss over the batch's fresh items "
-                          "and a loss over the bank's rows alone. fresh_over_bank: one loss over the catalog, the "
-                          "batch's items fresh and the rest from the bank (no logq_correction); a model can learn to "
-                          "tell fresh rows from old ones, as it did on Scientific (docs/results.md)."},
-    )
     max_length: int = field(default=256, metadata={"help": "Tokens per history (left-truncated, keeps EOS)."})
     max_history_items: int = field(default=50, metadata={"help": "Most recent items kept before tokenizing."})
     item_max_length: int | None = field(
@@ -111,16 +63,8 @@ class LMRecTrainingArguments(TrainingArguments):
     save_safetensors: bool = field(default=True)
 
     def __post_init__(self):
-        checks = [
-            ("mode", self.mode, MODES),
-            ("negatives", self.negatives, NEGATIVE_LAYOUTS),
-            ("rec_loss_weight_schedule", self.rec_loss_weight_schedule, LAMBDA_SCHEDULES),
-        ]
-        if self.rec_loss_type is not None:
-            checks.append(("rec_loss_type", self.rec_loss_type, ("bce", "softmax")))
-        for name, value, allowed in checks:
-            if value not in allowed:
-                raise ValueError(f"LMRecTrainingArguments: `{name}` must be one of {allowed}, got {value!r}.")
+        if self.mode not in MODES:
+            raise ValueError(f"LMRecTrainingArguments: `mode` must be one of {MODES}, got {self.mode!r}.")
         for name in ("rec_batch_size", "max_length", "max_history_items"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"LMRecTrainingArguments: `{name}` must be positive, got {getattr(self, name)}.")
@@ -130,30 +74,9 @@ class LMRecTrainingArguments(TrainingArguments):
         if self.lm_batch_size < 0 or (self.lm_batch_size == 0 and self.mode == "lm_only"):
             raise ValueError(f"LMRecTrainingArguments: `lm_batch_size` must be positive in mode={self.mode!r}, "
                              f"got {self.lm_batch_size}.")
-        if self.mode == "joint" and self.lm_batch_size == 0 and not self.lm_on_rec_histories:
-            raise ValueError("LMRecTrainingArguments: mode='joint' with lm_batch_size=0 has no LM loss; set "
-                             "lm_batch_size > 0 or lm_on_rec_histories=True.")
-        if self.num_negatives < 0 or self.early_stopping_patience_steps < 0:
-            raise ValueError("LMRecTrainingArguments: `num_negatives` and `early_stopping_patience_steps` must be "
-                             f">= 0, got {self.num_negatives} and {self.early_stopping_patience_steps}.")
-        if self.item_bank_refresh_steps < 0:
-            raise ValueError("LMRecTrainingArguments: `item_bank_refresh_steps` must be >= 0 (0 turns the item bank "
-                             f"off), got {self.item_bank_refresh_steps}.")
-        if self.item_bank_loss not in ITEM_BANK_LOSSES:
-            raise ValueError(f"LMRecTrainingArguments: `item_bank_loss` must be one of {ITEM_BANK_LOSSES}, got "
-                             f"{self.item_bank_loss!r}.")
-        if self.item_bank_refresh_steps and self.logq_correction and self.item_bank_loss == "fresh_over_bank":
-            raise ValueError("LMRecTrainingArguments: item_bank_loss='fresh_over_bank' scores the whole catalog, so no "
-                             "candidate is sampled and `logq_correction` has nothing to correct; set "
-                             "logq_correction=False, or item_bank_loss='separate'.")
-        if self.item_bank_refresh_steps and self.negatives == "per_user" and not self.prefix_pairs:
-            raise ValueError("LMRecTrainingArguments: `item_bank_refresh_steps` needs negatives='shared' or "
-                             "prefix_pairs=True (items shared by the batch's users), got negatives='per_user'.")
-        if self.rec_loss_weight is not None and self.rec_loss_weight < 0:
-            raise ValueError(f"LMRecTrainingArguments: `rec_loss_weight` (λ) must be >= 0, got {self.rec_loss_weight}.")
-        if not 0 <= self.rec_loss_weight_min_ratio <= 1:
-            raise ValueError("LMRecTrainingArguments: `rec_loss_weight_min_ratio` must be in [0, 1], got "
-                             f"{self.rec_loss_weight_min_ratio}.")
+        if self.early_stopping_patience_steps < 0:
+            raise ValueError("LMRecTrainingArguments: `early_stopping_patience_steps` must be >= 0, got "
+                             f"{self.early_stopping_patience_steps}.")
         # Trainer sizes its logs and eval loaders from these.
         self.per_device_train_batch_size = self.rec_batch_size if self.mode != "lm_only" else self.lm_batch_size
         super().__post_init__()

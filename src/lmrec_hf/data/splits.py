@@ -1,0 +1,107 @@
+"""Splits: leave-one-out and the 80/10/10 user split, the training and evaluation pairs, the LM texts, and the
+history window (the one place its rule lives)."""
+
+from __future__ import annotations
+
+import numpy as np
+from datasets import Dataset
+
+from ..formatting_lmrec import format_history
+from .records import SPLITS, RecData
+
+# ---------------------------------------------------------------------------------------------------------------
+# Splits
+
+
+def split_users(data: RecData, seed: int = 42, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> RecData:
+    """The paper's in-house protocol: users are split at random into train / valid / test (80/10/10 by default)."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    order = np.random.default_rng(seed).permutation(len(data.users))
+    n_train = int(round(fractions[0] * len(order)))
+    n_valid = int(round(fractions[1] * len(order)))
+    labels = np.empty(len(order), dtype=object)
+    labels[order[:n_train]] = "train"
+    labels[order[n_train:n_train + n_valid]] = "valid"
+    labels[order[n_train + n_valid:]] = "test"
+    users = data.users.remove_columns([c for c in ["split"] if c in data.users.column_names])
+    users = users.add_column("split", labels.tolist())
+    return RecData(name=data.name, users=users, items=data.items, protocol="user_split", ordered=data.ordered,
+                   info={**data.info, "split_seed": seed, "split_fractions": list(fractions)})
+
+
+def split_sequences(data: RecData, split: str) -> list[tuple[int, list[int]]]:
+    """(user row, the part of its sequence visible for `split`) pairs."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    sequences = data.sequences
+    if data.protocol == "leave_one_out":
+        cut = {"train": 2, "valid": 1, "test": 0}[split]
+        return [(row, seq[: len(seq) - cut]) for row, seq in enumerate(sequences)]
+    labels = data.users["split"][:]
+    return [(row, seq) for row, (seq, label) in enumerate(zip(sequences, labels)) if label == split]
+
+
+def train_pairs(data: RecData, min_history: int = 1, stride: int | None = None) -> Dataset:
+    """
+    Every (user, position) whose item is a training target: the history is the user's items before `position`.
+    Leave-one-out: every prefix of each user's training part. User split: every prefix of each training user.
+    With `stride`, only every stride-th position counting back from the last one: for prefix training, where one
+    history of up to `stride` items already trains all the positions inside it.
+    """
+    rows, positions = [], []
+    for row, seq in split_sequences(data, "train"):
+        cuts = range(min_history, len(seq)) if stride is None else sorted(range(len(seq) - 1, min_history - 1, -stride))
+        for position in cuts:
+            rows.append(row)
+            positions.append(position)
+    if not rows:
+        raise ValueError(f"{data.name}: no training pairs; every user needs at least {min_history + 1} train items.")
+    return Dataset.from_dict({"user_row": rows, "position": positions})
+
+
+def eval_pairs(data: RecData, split: str) -> Dataset:
+    """One (user, position) per evaluated user: leave-one-out targets the valid or test item; user split targets
+    the last item of each valid or test user."""
+    if split == "train":
+        raise ValueError("eval_pairs evaluates 'valid' or 'test'; use train_pairs for training.")
+    rows, positions = [], []
+    for row, seq in split_sequences(data, split):
+        if data.protocol == "leave_one_out":
+            seq_len = len(seq)
+            rows.append(row)
+            positions.append(seq_len - 1)
+        elif len(seq) >= 2:
+            rows.append(row)
+            positions.append(len(seq) - 1)
+    return Dataset.from_dict({"user_row": rows, "position": positions})
+
+
+def lm_texts(data: RecData, split: str = "train") -> Dataset:
+    """The LM stream of one source: each user's formatted history as visible for training (a `text` column)."""
+    sequences = split_sequences(data, split)
+    item_texts = data.item_texts
+    texts = [format_history([item_texts[i] for i in seq]) for _, seq in sequences if seq]
+    return Dataset.from_dict({"text": texts})
+
+
+def history_window(position: int, max_items: int | None) -> slice:
+    """
+    Which items of a user's sequence form the history for the target at `position`: the `max_items` most recent
+    ones before it (all of them when `max_items` is None). Training, evaluation and the pipeline checks all cut
+    histories with this one rule.
+
+    Example:
+    ```python
+    >>> [10, 11, 12, 13][history_window(3, 2)]
+    [11, 12]
+    ```
+    """
+    if max_items is not None and max_items <= 0:
+        raise ValueError(f"history_window: max_items must be a positive number of items or None, got {max_items}.")
+    return slice(0 if max_items is None else max(0, position - max_items), position)
+
+
+def history_items(data: RecData, user_row: int, position: int, max_items: int | None) -> list[int]:
+    """The item indices of the history for the target at (`user_row`, `position`), oldest first."""
+    return data.sequences[user_row][history_window(position, max_items)]

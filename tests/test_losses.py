@@ -1,0 +1,203 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmrec_hf.losses import LMRecItemBank, RecObjective
+
+SHARED_TARGETS = torch.tensor([0, 3, 5, 2, 7])
+
+
+def _shared(batch, items):
+    """Five users against the same 8 items, each with one positive."""
+    labels = torch.zeros(5, 8)
+    labels[torch.arange(5), SHARED_TARGETS] = 1.0
+    inputs = dict(user_input_ids=batch["input_ids"], user_attention_mask=batch["attention_mask"],
+                  item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"])
+    return inputs, labels
+
+
+def _bank(model):
+    """The 8 item rows as catalog rows [9, 2, 0, 5, 11, 3, 7, 1] of a 12-item bank."""
+    torch.manual_seed(1)
+    return torch.tensor([9, 2, 0, 5, 11, 3, 7, 1]), torch.randn(12, model.config.n_embd)
+
+
+def test_paper_objective_is_the_models_own_loss(model, batch, items):
+    inputs, labels = _shared(batch, items)
+    out = model(**inputs, **batch, rec_labels=labels)
+    loss, parts = RecObjective().loss(model, model(**inputs, input_ids=batch["input_ids"],
+                                                   attention_mask=batch["attention_mask"]),
+                                      {"labels": batch["labels"], "rec_labels": labels},
+                                      model.config.rec_loss_weight)
+    assert torch.allclose(parts["rec_loss"], out.rec_loss) and torch.allclose(parts["lm_loss"], out.lm_loss)
+    assert torch.allclose(loss, out.loss)
+
+
+def test_softmax_over_shared_items(model, batch, items):
+    inputs, labels = _shared(batch, items)
+    out = model(**inputs)
+    loss, _ = RecObjective(rec_loss_type="softmax").loss(model, out, {"rec_labels": labels}, 1.0)
+    assert torch.allclose(loss, F.cross_entropy(out.rec_logits, SHARED_TARGETS), atol=1e-6)
+    with pytest.raises(ValueError, match=r"exactly one positive per row, got shape \(5,\)"):
+        pairs = model(**dict(inputs, item_input_ids=items["input_ids"][:5], item_attention_mask=None))
+        RecObjective(rec_loss_type="softmax").rec_loss(model, pairs.user_embeds, pairs.item_embeds, torch.ones(5))
+
+
+def test_softmax_over_prefixes_keeps_the_real_positions(model, batch, items):
+    positions = torch.tensor([[2, 5, -1], [1, 3, 4]])
+    labels = torch.zeros(2, 3, 8)
+    labels[0, 0, 1] = labels[0, 1, 2] = labels[1, 0, 3] = labels[1, 1, 4] = labels[1, 2, 5] = 1.0
+    labels[1, :, 7] = -1.0  # ignored pairs
+    out = model(user_input_ids=batch["input_ids"][:2], user_attention_mask=batch["attention_mask"][:2],
+                item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"],
+                user_positions=positions)
+    loss, _ = RecObjective(rec_loss_type="softmax").loss(model, out, {"rec_labels": labels,
+                                                                      "user_positions": positions}, 1.0)
+    keep, logits = labels[positions >= 0], out.rec_logits[positions >= 0]
+    expected = F.cross_entropy(logits.masked_fill(keep < 0, float("-inf")), keep.argmax(-1))
+    assert torch.allclose(loss, expected, atol=1e-5)
+
+
+def test_lm_on_rec_histories_is_one_cross_entropy_over_both_streams(model, batch, items):
+    inputs, labels = _shared(batch, items)
+    out = model(**inputs, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    objective = RecObjective(rec_loss_type="softmax", negative_layout="shared", lm_on_rec_histories=True)
+    loss, parts = objective.loss(model, out, {"labels": batch["labels"], "user_labels": batch["labels"],
+                                              "rec_labels": labels}, 0.3)
+    # the same tokens twice: the mean over both streams is the mean over one
+    assert torch.allclose(parts["lm_loss"], model(**batch).lm_loss, atol=1e-6)
+    assert torch.allclose(loss, parts["lm_loss"] + 0.3 * parts["rec_loss"])
+
+
+def test_log_q_correction_changes_the_loss_only(model, batch, items):
+    inputs, labels = _shared(batch, items)
+    out = model(**inputs)
+    log_q = torch.log(torch.tensor([8.0, 1, 1, 1, 1, 1, 1, 0.5]))
+    objective = RecObjective(prefix_pairs=True, logq_correction=True)
+    corrected = objective.rec_loss(model, out.user_embeds, out.item_embeds, labels, item_log_q=log_q)
+    expected = F.binary_cross_entropy_with_logits(out.rec_logits - log_q, labels)
+    assert torch.allclose(corrected, expected, atol=1e-6)
+
+
+def test_item_bank_separate_loss_averages_the_batch_and_the_bank(model, batch, items):
+    inputs, labels = _shared(batch, items)
+    labels[0, 6] = -1.0  # ignored: catalog row 7 for user 0
+    item_ids, bank = _bank(model)
+    log_q = torch.log(torch.tensor([8.0, 1, 1, 1, 1, 1, 1, 0.5]))
+    out = model(**inputs)
+    objective = RecObjective(rec_loss_type="softmax", prefix_pairs=True, logq_correction=True,
+                             item_bank_refresh_steps=25)
+    batch_only = objective.rec_loss(model, out.user_embeds, out.item_embeds, labels, item_log_q=log_q)
+    loss = objective.rec_loss(model, out.user_embeds, out.item_embeds, labels, item_log_q=log_q, item_ids=item_ids,
+                              item_bank=bank)
+    bank_logits = out.user_embeds @ model.item_projection(bank).T  # every row from the bank
+    bank_logits[0, 7] = float("-inf")
+    bank_loss = F.cross_entropy(bank_logits, item_ids[SHARED_TARGETS])
+    assert torch.allclose(loss, (batch_only + bank_loss) / 2, atol=1e-5)
+    loss.backward()
+    assert model.item_projection.weight.grad.abs().sum() > 0 and bank.grad is None
+
+
+def test_item_bank_fresh_over_bank_scores_the_whole_catalog(model, batch, items):
+    inputs, labels = _shared(batch, items)
+    labels[0, 6] = -1.0
+    item_ids, bank = _bank(model)
+    out = model(**inputs)
+    objective = RecObjective(rec_loss_type="softmax", negative_layout="shared", item_bank_refresh_steps=25,
+                             item_bank_loss="fresh_over_bank")
+    loss = objective.rec_loss(model, out.user_embeds, out.item_embeds, labels, item_ids=item_ids, item_bank=bank)
+    # the batch's rows are its fresh encodings; the others are W_i applied to the bank
+    candidates = model.item_projection(bank).detach().clone()
+    candidates[item_ids] = out.item_embeds.detach()
+    logits = out.user_embeds.detach() @ candidates.T
+    logits[0, 7] = float("-inf")
+    assert torch.allclose(loss, F.cross_entropy(logits, item_ids[SHARED_TARGETS]), atol=1e-5)
+    loss.backward()
+    assert model.item_projection.weight.grad.abs().sum() > 0  # W_i learns from the bank rows too
+
+
+def test_item_bank_with_prefix_positions(model, batch, items):
+    item_ids, bank = _bank(model)
+    positions = torch.tensor([[2, 5, -1], [1, 3, 4]])
+    labels = torch.zeros(2, 3, 8)
+    labels[0, 0, 1] = labels[0, 1, 2] = labels[1, 0, 3] = labels[1, 1, 4] = labels[1, 2, 5] = 1.0
+    out = model(user_input_ids=batch["input_ids"][:2], user_attention_mask=batch["attention_mask"][:2],
+                item_input_ids=items["input_ids"], item_attention_mask=items["attention_mask"],
+                user_positions=positions)
+    objective = RecObjective(rec_loss_type="softmax", prefix_pairs=True, item_bank_refresh_steps=5,
+                             item_bank_loss="fresh_over_bank")
+    loss = objective.rec_loss(model, out.user_embeds, out.item_embeds, labels, positions, item_ids=item_ids,
+                              item_bank=bank)
+    candidates = model.item_projection(bank).detach().clone()
+    candidates[item_ids] = out.item_embeds.detach()
+    logits = torch.einsum("bpd,md->bpm", out.user_embeds.detach(), candidates)[positions >= 0]
+    assert torch.allclose(loss, F.cross_entropy(logits, item_ids[torch.tensor([1, 2, 3, 4, 5])]), atol=1e-5)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(item_ids=torch.tensor([0, 1])), r"`item_ids` must have shape \(8,\), one catalog row per item"),
+    (dict(item_ids=torch.tensor([9, 2, 0, 5, 12, 3, 7, 1])), r"must lie in \[0, 12\).*got 0 to 12"),
+    (dict(item_bank=torch.zeros(12, 3)), r"the bank must have shape \(N, 32\).*got \(12, 3\)"),
+])
+def test_item_bank_bad_inputs(model, batch, items, change, message):
+    inputs, labels = _shared(batch, items)
+    item_ids, bank = _bank(model)
+    out = model(**inputs)
+    objective = RecObjective(negative_layout="shared", item_bank_refresh_steps=5)
+    with pytest.raises(ValueError, match=message):
+        objective.rec_loss(model, out.user_embeds, out.item_embeds, labels,
+                           **dict(dict(item_ids=item_ids, item_bank=bank), **change))
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(rec_loss_type="hinge"), r"`rec_loss_type` must be one of \('bce', 'softmax'\), got 'hinge'"),
+    (dict(negative_layout="batch"), r"`negative_layout` must be one of \('per_user', 'shared'\)"),
+    (dict(item_bank_loss="replace"), r"`item_bank_loss` must be one of \('separate', 'fresh_over_bank'\)"),
+    (dict(rec_loss_weight_schedule="linear"), r"`rec_loss_weight_schedule` must be one of"),
+    (dict(rec_loss_weight=-1.0), r"`rec_loss_weight` \(λ\) must be a finite number >= 0, got -1.0"),
+    (dict(rec_loss_weight=float("nan")), r"must be a finite number >= 0, got nan"),
+    (dict(rec_loss_weight_min_ratio=2.0), r"`rec_loss_weight_min_ratio` must be in \[0, 1\]"),
+    (dict(num_negatives=-1), r"`num_negatives` must be >= 0"),
+    (dict(item_bank_refresh_steps=-1), r"`item_bank_refresh_steps` must be >= 0"),
+    # logQ corrects the draw rates that only prefix batches carry: alone it did nothing, silently
+    (dict(logq_correction=True), r"without prefix_pairs there is nothing to correct"),
+    (dict(item_bank_refresh_steps=25), r"needs negative_layout='shared' or prefix_pairs=True"),
+    (dict(prefix_pairs=True, logq_correction=True, item_bank_refresh_steps=25, item_bank_loss="fresh_over_bank"),
+     r"no candidate is sampled and `logq_correction` has nothing to correct"),
+])
+def test_objectives_that_cannot_work_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        RecObjective(**options)
+
+
+def test_joint_without_any_lm_loss_is_refused():
+    RecObjective(lm_on_rec_histories=True).check_batches("joint", 0)
+    RecObjective().check_batches("rec_only", 0)
+    with pytest.raises(ValueError, match="mode='joint' with lm_batch_size=0 has no LM loss"):
+        RecObjective().check_batches("joint", 0)
+
+
+def test_lambda_decays_by_cosine_to_its_floor():
+    objective = RecObjective()
+    assert objective.rec_loss_weight_at(0, 100, 0.01) == pytest.approx(0.01)
+    assert objective.rec_loss_weight_at(50, 100, 0.01) == pytest.approx(0.0055)
+    assert objective.rec_loss_weight_at(100, 100, 0.01) == pytest.approx(0.001)
+    assert RecObjective(rec_loss_weight_schedule="constant").rec_loss_weight_at(50, 100, 0.01) == 0.01
+
+
+def test_item_bank_refreshes_every_n_steps(model, tokenizer):
+    from types import SimpleNamespace
+
+    from .conftest import ITEMS
+
+    bank = LMRecItemBank(tokenizer, ITEMS, refresh_steps=3, item_max_length=16)
+    args = SimpleNamespace(device=torch.device("cpu"))
+    model.train()
+    seen = []
+    for step in range(7):
+        bank.on_step_begin(args, SimpleNamespace(global_step=step), None, model=model)
+        seen.append(bank.encoded_at)
+    assert seen == [0, 0, 0, 3, 3, 3, 6]
+    assert bank.bank.shape == (len(ITEMS), model.config.n_embd) and model.training
+    with pytest.raises(ValueError, match="refresh_steps must be positive"):
+        LMRecItemBank(tokenizer, ITEMS, refresh_steps=0, item_max_length=16)
