@@ -142,7 +142,8 @@ def test_history_is_capped_to_recent_items(toy, tokenizer):
 
 def test_prefix_batch_reads_every_boundary(toy, tokenizer):
     dataset = JointDataset(train_pairs(toy), None)
-    collator = LMRecCollator(tokenizer, toy, RecObjective(num_negatives=1, prefix_pairs=True, lm_on_rec_histories=True), seed=0)
+    objective = RecObjective(num_negatives=1, prefix_pairs=True, lm_on_rec_histories=True)
+    collator = LMRecCollator(tokenizer, toy, objective, seed=0)
     batch = collator(_examples(dataset, [("rec", 1), ("rec", 4)]))
     # example 1: user 0 at position 2 -> history items 0, 1; example 4: user 1 at position 2 -> items 6, 7
     positions = batch["user_positions"]

@@ -30,7 +30,8 @@ def _model(tokenizer, seed=0):
 
 
 def _args(tmp_path, **overrides):
-    defaults = dict(output_dir=str(tmp_path / "out"), max_steps=2, lm_batch_size=2, rec_batch_size=2, max_length=64, logging_steps=1, save_strategy="no", eval_strategy="no",
+    defaults = dict(output_dir=str(tmp_path / "out"), max_steps=2, lm_batch_size=2, rec_batch_size=2, max_length=64,
+                    logging_steps=1, save_strategy="no", eval_strategy="no",
                     use_cpu=True, disable_tqdm=True, learning_rate=1e-3, seed=3)
     defaults.update(overrides)
     return LMRecTrainingArguments(**defaults)
