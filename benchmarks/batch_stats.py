@@ -14,6 +14,7 @@ from transformers import AutoTokenizer
 
 from lmrec_hf.collators import JointBatchSampler, LMRecCollator
 from lmrec_hf.data import load_data, split_sequences, train_pairs
+from lmrec_hf.losses import RecObjective
 
 
 def main() -> None:
@@ -29,9 +30,10 @@ def main() -> None:
     args = parser.parse_args()
     data = load_data(args.data)
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
-    collator = LMRecCollator(tokenizer, data, max_length=args.max_length, max_history_items=args.max_history_items,
-                             num_negatives=4, negatives="shared", seed=42, prefix_pairs=True, logq_correction=True,
-                             lm_on_users=True, item_max_length=args.item_max_length)
+    objective = RecObjective(num_negatives=4, negative_layout="shared", prefix_pairs=True, logq_correction=True,
+                             lm_on_rec_histories=True)
+    collator = LMRecCollator(tokenizer, data, objective, max_length=args.max_length,
+                             max_history_items=args.max_history_items, seed=42, item_max_length=args.item_max_length)
     pairs = train_pairs(data, stride=args.max_history_items)
     user_rows, positions = pairs["user_row"][:], pairs["position"][:]
     lengths = collator.history_lengths(user_rows, positions) if args.group_by_length else None

@@ -10,6 +10,7 @@ from old ones rather than to rank.
 """
 
 import argparse
+import dataclasses
 
 import torch
 from transformers import AutoTokenizer
@@ -18,6 +19,7 @@ from lmrec_hf import LMRecForJointModeling
 from lmrec_hf.collators import JointDataset, LMRecCollator
 from lmrec_hf.data import load_data, resolve_data_path, train_pairs
 from lmrec_hf.evaluation import encode_item_texts
+from lmrec_hf.losses import LOSS_INPUTS, RecObjective
 
 
 def main() -> None:
@@ -33,16 +35,18 @@ def main() -> None:
     pairs = JointDataset(train_pairs(data, stride=args.max_history_items), None)
     print(f"{len(data.item_texts):,} items; {args.batches} batches of {args.batch_size} training histories, a user "
           "feature at every item boundary (prefix pairs), softmax rec loss")
+    # item_bank_refresh_steps only makes the batches carry their catalog rows; the bank is encoded here, once
+    batch_only = RecObjective(rec_loss_type="softmax", negative_layout="shared", prefix_pairs=True,
+                              item_bank_refresh_steps=1)
+    over_catalog = dataclasses.replace(batch_only, item_bank_loss="fresh_over_bank")
     print("| checkpoint | over the batch's items | over the whole catalog |")
     print("|---|---|---|")
     for model_dir in args.model_dirs:
         model = LMRecForJointModeling.from_pretrained(model_dir).eval()
-        model.config.rec_loss_type = "softmax"
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         item_max_length = getattr(model.config, "item_max_length", None) or args.max_length
-        collator = LMRecCollator(tokenizer, data, max_length=args.max_length,
-                                 max_history_items=args.max_history_items, negatives="shared", seed=42,
-                                 prefix_pairs=True, item_ids=True, item_max_length=item_max_length)
+        collator = LMRecCollator(tokenizer, data, batch_only, max_length=args.max_length,
+                                 max_history_items=args.max_history_items, seed=42, item_max_length=item_max_length)
         generator = torch.Generator().manual_seed(0)
         batch_losses, catalog_losses = [], []
         with torch.no_grad():
@@ -51,11 +55,13 @@ def main() -> None:
             for _ in range(args.batches):
                 keys = torch.randint(len(pairs), (args.batch_size,), generator=generator).tolist()
                 batch = collator([pairs[("rec", k)] for k in keys])
-                item_ids = batch.pop("rec_item_ids")
-                batch_losses.append(model(**batch).rec_loss.item())
+                targets = {name: batch.pop(name) for name in LOSS_INPUTS if name in batch}
+                out = model(**batch)
+                scored = (model, out.user_embeds, out.item_embeds, targets["rec_labels"], batch["user_positions"])
+                batch_losses.append(batch_only.rec_loss(*scored).item())
                 # the batch's rows "fresh" and the bank's are the same weights' encodings: one softmax over the catalog
-                catalog_losses.append(model(**batch, rec_item_ids=item_ids, rec_item_bank=bank,
-                                            rec_item_bank_loss="fresh_over_bank").rec_loss.item())
+                catalog_losses.append(over_catalog.rec_loss(*scored, item_ids=targets["item_ids"],
+                                                            item_bank=bank).item())
         print(f"| {model_dir} | {sum(batch_losses) / len(batch_losses):.3f} | "
               f"{sum(catalog_losses) / len(catalog_losses):.3f} |")
 

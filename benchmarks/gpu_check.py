@@ -105,12 +105,12 @@ def step_benchmark(preset: str, device, steps: int, rec_users: int, lm_rows: int
 
 def real_run(data: str, preset: str, overrides: list[str], output_dir: str,
              recipe: str = "training/configs/demo.yaml") -> dict:
-    from lmrec_hf.cli import load_train_config
+    from lmrec_hf.arguments import load_train_config
     from lmrec_hf.runner import train_from_args
 
     args = ["--data", data, "--preset", preset, "--output_dir", output_dir, "--disable_tqdm", "true", *overrides]
-    model_args, data_args, training_args = load_train_config(str(ROOT / recipe), args)
-    result = train_from_args(model_args, data_args, training_args)
+    model_args, data_args, objective, training_args = load_train_config(str(ROOT / recipe), args)
+    result = train_from_args(model_args, data_args, objective, training_args)
     return {"check": f"{recipe} on {result['data']['name']}, {preset}, seed {training_args.seed}",
             "recipe": recipe, "overrides": overrides, "steps": result["steps"],
             "train_time_s": result["train_time_s"], "wall_time_s": result["wall_time_s"],

@@ -116,3 +116,16 @@ def test_checkpoint_saved_from_remote_code_stays_self_contained(model, tokenizer
         print(json.dumps(sorted(os.listdir({str(second)!r}))))
     """, tmp_path)
     assert CODE_FILES <= set(got)
+
+
+def test_automodel_loads_the_trunk_of_a_joint_checkpoint_without_a_load_report(tmp_path, model):
+    model.save_pretrained(tmp_path / "joint")
+    # transformers prints its load-report table exactly when it finds such keys (utils/loading_report.py)
+    trunk, info = AutoModel.from_pretrained(tmp_path / "joint", output_loading_info=True)
+    assert isinstance(trunk, LMRecModel)
+    assert info["unexpected_keys"] == set() and info["missing_keys"] == set()
+    # the three lines of docs/core.md: the joint model has the projections, and its trunk is what AutoModel loads
+    joint = AutoModelForCausalLM.from_pretrained(tmp_path / "joint")
+    ids = torch.tensor([[5, 6, model.config.eos_token_id]])
+    assert torch.allclose(joint.embed(ids, projection="user"), model.embed(ids, projection="user"), atol=1e-6)
+    assert torch.allclose(joint.base_model(input_ids=ids).pooler_output, trunk(input_ids=ids).pooler_output)

@@ -109,7 +109,7 @@ def test_evaluate_record_and_sampled_protocol(tmp_path, capsys, model, tokenizer
     np.save(negatives, np.array([[i for i in range(8) if i != t] for t in (5, 2, 5)]))
     sampled = tmp_path / "sampled.json"
     assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--cache-dir", str(tmp_path / "c"),
-                 "--protocol", "sampled", "--negatives", str(negatives), "--output", str(sampled)]) == 0
+                 "--protocol", "sampled", "--negatives-file", str(negatives), "--output", str(sampled)]) == 0
     assert "target among 7 sampled negatives" in json.loads(sampled.read_text())["protocol"]
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--cache-dir", str(tmp_path / "c"),

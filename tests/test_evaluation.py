@@ -126,19 +126,6 @@ def test_protocols_on_a_toy_split(tmp_path, model, tokenizer):
         evaluate_popularity(data, "test", protocol="sampled100")
 
 
-@pytest.mark.parametrize("projection", [None, "user", "item"])
-def test_embed_texts_keeps_input_order(model, tokenizer, projection):
-    from lmrec_hf.evaluation import embed_texts
-
-    model.config.projection_dim = model.config.n_embd  # widths agree here; the projection decides the vectors
-    texts = ["a much longer history text. → second item.", "short.", "medium length text."]
-    got = embed_texts(model, tokenizer, texts, projection, batch_size=2)
-    with torch.no_grad():
-        expected = torch.cat([model.embed(tokenizer(t, return_tensors="pt").input_ids, projection=projection)
-                              for t in texts])
-    assert torch.allclose(got, expected, atol=1e-5)
-
-
 def test_items_are_encoded_with_the_checkpoints_item_max_length(tmp_path, model, tokenizer):
     """evaluate_model, the catalog and the pipeline all read `item_max_length` from the config and cut items from the
     right: the title stays, the EOS is kept."""
@@ -168,3 +155,37 @@ def test_items_are_encoded_with_the_checkpoints_item_max_length(tmp_path, model,
     files = build_catalog(model, tokenizer, data)
     assert torch.allclose(load_safetensors(files["catalog/item_embeddings.safetensors"])["item_embeds"][0],
                           expected, atol=1e-5)
+
+
+
+def test_the_ranking_metrics_as_an_evaluate_module():
+    import evaluate
+
+    from lmrec_hf.evaluation import RANKING_METRIC, metrics_from_ranks, ranks_from_scores
+
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.2], [0.7, 0.2, 0.7, 0.1], [0.3, 0.3, 0.1, 0.0]])
+    targets = torch.tensor([1, 0, 3])
+    ranking = evaluate.load(RANKING_METRIC)
+    got = ranking.compute(predictions=scores.tolist(), references=targets.tolist(), ks=[1, 2])
+    assert got == pytest.approx(metrics_from_ranks(ranks_from_scores(scores, targets), (1, 2)))
+    sampled = ranking.compute(predictions=scores.tolist(), references=targets.tolist(), ks=[1],
+                              candidates=[[2], [2], [2]])  # the target against one sampled item each
+    assert sampled["recall@1"] == pytest.approx(1 / 3)  # a tie counts against the model
+    with pytest.raises(ValueError, match="references must be columns in \\[0, 4\\), got 0 to 4"):
+        ranking.compute(predictions=scores.tolist(), references=[0, 1, 4])
+
+
+def test_one_evaluation_record(tmp_path):
+    from lmrec_hf.data import load_unisrec
+    from lmrec_hf.evaluation import evaluation_record
+
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    negatives = np.zeros((3, 7), dtype=np.int64)
+    record = evaluation_record(data, "test", {"recall@10": 0.5, "users": 3, "negatives": negatives},
+                               {"recall@10": 0.1, "users": 3}, protocol="sampled", negatives=negatives, seed=4,
+                               data_path="somewhere")
+    assert record["protocol_id"] == "sampled-7" and record["seed"] == 4 and "negatives" not in record["lmrec"]
+    assert record["protocol"] == "target among 7 sampled negatives, ties against the model, history items not masked"
+    assert record["data"] == {"name": data.name, "path": "somewhere", **data.stats()}
+    full = evaluation_record(data, "valid", {"recall@10": 0.5}, mask_history=True)
+    assert full["protocol_id"] == "full-ranking" and "masked" in full["protocol"] and "popularity" not in full

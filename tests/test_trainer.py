@@ -41,17 +41,6 @@ def _objective(**options):
     return RecObjective(**dict({"num_negatives": 2}, **options))
 
 
-def test_paper_recipe_defaults(tmp_path):
-    args = _args(tmp_path)
-    assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (0.9, 0.98, 1e-6)
-    assert args.warmup_steps == 0.01 and args.max_grad_norm == 0.1
-    assert args.lr_scheduler_type == "cosine_with_min_lr" and args.lr_scheduler_kwargs == {"min_lr_rate": 0.1}
-    assert args.mode == "joint" and args.early_stopping_patience_steps == 100
-    objective = RecObjective()
-    assert (objective.rec_loss_type, objective.negative_layout, objective.rec_loss_weight_schedule) == (
-        "bce", "per_user", "cosine")
-
-
 @pytest.mark.parametrize("mode", ["joint", "rec_only", "lm_only"])
 @pytest.mark.parametrize("negatives", ["per_user", "shared"])
 def test_two_steps_in_each_mode(toy, tokenizer, tmp_path, mode, negatives):
@@ -161,18 +150,6 @@ def test_early_stopping_on_rec_validation_loss(toy, tokenizer, tmp_path):
     assert evals and trainer.state.global_step < 40  # a learning rate of 0.5 diverges, so patience runs out
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("mode", "both", r"`mode` must be one of \('joint', 'rec_only', 'lm_only'\), got 'both'"),
-    ("rec_batch_size", 0, r"`rec_batch_size` must be positive, got 0"),
-    ("item_max_length", 1, r"`item_max_length` must be None or at least 2 \(a token and the EOS\), got 1"),
-    ("early_stopping_patience_steps", -1, r"`early_stopping_patience_steps` must be >= 0, got -1"),
-    ("lm_batch_size", 0, r"`lm_batch_size` must be positive in mode='lm_only'", ),
-])
-def test_bad_arguments(tmp_path, field, value, message):
-    with pytest.raises(ValueError, match=message):
-        _args(tmp_path, **{field: value, **({"mode": "lm_only"} if field == "lm_batch_size" else {})})
-
-
 @pytest.mark.parametrize("prefix_pairs,bank_loss", [(False, "fresh_over_bank"), (True, "separate")])
 def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, tokenizer, tmp_path, monkeypatch,
                                                                       prefix_pairs, bank_loss):
@@ -235,3 +212,31 @@ def test_joint_without_lm_loss_is_refused(toy, tokenizer, tmp_path):
 def test_lm_mode_needs_lm_texts(toy, tokenizer, tmp_path):
     with pytest.raises(ValueError, match="mode='joint' trains the LM loss, so it needs `lm_texts`"):
         LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path), tokenizer, toy, _objective(), eval_split=None)
+
+
+def test_checkpoint_trained_with_the_cpu_objectives_runs_on_the_shipped_files_alone(toy, tokenizer, tmp_path):
+    """The objectives of losses.py add no weight and no config the shipped code needs: a process that cannot
+    import lmrec_hf loads the checkpoint and extracts features with the four custom-code files."""
+    import subprocess
+    import sys
+    import textwrap
+
+    model = _model(tokenizer)
+    objective = _objective(rec_loss_type="softmax", negative_layout="shared", prefix_pairs=True, logq_correction=True,
+                           lm_on_rec_histories=True, item_bank_refresh_steps=1, rec_loss_weight=1.0)
+    trainer = LMRecTrainer.from_data(model, _args(tmp_path, lm_batch_size=0), tokenizer, toy, objective,
+                                     eval_split=None)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "model"))
+    tokenizer.save_pretrained(str(tmp_path / "model"))
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["lmrec_hf"] = None  # the package is not importable here
+        from transformers import AutoModelForCausalLM, pipeline
+        model = AutoModelForCausalLM.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True)
+        fe = pipeline("feature-extraction", model={str(tmp_path / "model")!r}, trust_remote_code=True)
+        print(len(fe([["red ceramic mug.", "tea pot."]], projection="user")[0]), model.config.rec_loss_weight)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == [str(model.config.projection_dim), "1.0"]

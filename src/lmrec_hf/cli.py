@@ -99,16 +99,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     result, negatives = evaluate_checkpoint(
         args.model_dir, data, args.split, ks=args.ks, protocol=args.protocol, mask_history=args.mask_history,
         max_users=args.max_users, seed=args.seed, num_negatives=args.num_negatives,
-        negatives=np.load(args.negatives) if args.negatives else None, max_length=args.max_length,
+        negatives=np.load(args.negatives_file) if args.negatives_file else None, max_length=args.max_length,
         max_history_items=args.max_history_items, data_path=str(args.data))
     print_result_table(result)
     if args.output:
         Path(args.output).write_text(json.dumps(result, indent=2))
         print(f"Wrote {args.output}")
-        if negatives is not None and not args.negatives:
+        if negatives is not None and not args.negatives_file:
             saved = Path(args.output).with_suffix(".negatives.npy")
             np.save(saved, negatives)
-            print(f"Wrote the sampled negatives to {saved}; pass --negatives {saved} to rank the same candidates")
+            print(f"Wrote the sampled negatives to {saved}; pass --negatives-file {saved} to rank the same candidates")
     if args.update_card:
         card_data = LMRecModelCardData.from_model_dir(args.model_dir)
         card_data.add_evaluation(result)
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-history-items", type=int, default=50)
     evaluate.add_argument("--protocol", default="full", choices=["full", "sampled"],
                           help="full ranking, or the target among 100 sampled negatives (drawn once from --seed)")
-    evaluate.add_argument("--negatives", help="a .npy of sampled negatives saved by an earlier run")
+    evaluate.add_argument("--negatives-file", help="a .npy of sampled negatives saved by an earlier run")
     evaluate.add_argument("--num-negatives", type=int, default=100, help="negatives per user for --protocol sampled")
     evaluate.add_argument("--mask-history", action="store_true", help="drop each user's earlier items from its "
                                                                        "ranking (off by default; always recorded)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +15,8 @@ from .formatting_lmrec import format_history, item_token_limit
 logger = logging.getLogger(__name__)
 
 DEFAULT_KS = (10, 50)
+# The same metrics as an `evaluate` module: `evaluate.load(RANKING_METRIC)` (see metrics/lmrec_ranking).
+RANKING_METRIC = str(Path(__file__).resolve().parent / "metrics" / "lmrec_ranking")
 ALL_KS = (5, 10, 20, 50)
 # How the target is ranked (not to be confused with the data's split protocols, `data.SPLIT_PROTOCOLS`).
 RANKING_PROTOCOLS = ("full", "sampled")
