@@ -48,11 +48,17 @@ def sampled_negatives(data, key: str) -> np.ndarray:
     return negatives
 
 
-def _both_protocols(evaluate, negatives) -> dict:
-    full = evaluate(protocol="full")
-    sampled = evaluate(protocol="sampled", negatives=negatives)
-    sampled.pop("negatives", None)
-    return {"full-ranking": full, "sampled-100": sampled}
+def _both_protocols(data, evaluate, negatives) -> dict:
+    """The test split's metrics under full ranking and among the saved negatives, keyed by the protocol id of
+    their evaluation record ("full-ranking", "sampled-100")."""
+    from lmrec_hf.evaluation import evaluation_record
+
+    metrics = {}
+    for protocol, given in (("full", None), ("sampled", negatives)):
+        scored = evaluate(protocol=protocol, **({"negatives": given} if given is not None else {}))
+        record = evaluation_record(data, "test", scored, protocol=protocol, negatives=given)
+        metrics[record["protocol_id"]] = record["lmrec"]
+    return metrics
 
 
 def machine_name(device: str) -> str:
@@ -112,7 +118,8 @@ def run_lmrec(data_key: str, options: dict, seed: int, output_dir: Path, max_ste
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).to(device)
     limits = {"max_length": training_args.max_length, "max_history_items": training_args.max_history_items, "ks": KS}
-    metrics = _both_protocols(lambda **kw: evaluate_model(model, tokenizer, data, "test", **limits, **kw), negatives)
+    metrics = _both_protocols(data, lambda **kw: evaluate_model(model, tokenizer, data, "test", **limits, **kw),
+                              negatives)
     # The valid split, full ranking only, to pick a setting on (Figure 4's learning rates) without the test split.
     # Its time is kept apart so that wall_time_s still means training and the test evaluations.
     start = time.time()
@@ -142,7 +149,8 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
     if kind == "popularity":
         from lmrec_hf.evaluation import evaluate_popularity
 
-        record = {"metrics": _both_protocols(lambda **kw: evaluate_popularity(data, "test", ks=KS, **kw), negatives),
+        record = {"metrics": _both_protocols(data, lambda **kw: evaluate_popularity(data, "test", ks=KS, **kw),
+                                             negatives),
                   "parameters": 0}
     elif kind == "id_transformer":
         from transformers import TrainingArguments
@@ -158,7 +166,8 @@ def run_row(data_key: str, row: str, seed: int, max_steps: int | None, work: Pat
                                  remove_unused_columns=False)
         model = train_id_transformer(data, args, settings["n_embd"], settings["n_layer"], settings["n_head"],
                                      settings["max_len"], settings["dropout"])
-        scored = _both_protocols(lambda **kw: evaluate_id_transformer(model, data, "test", ks=KS, **kw), negatives)
+        scored = _both_protocols(data, lambda **kw: evaluate_id_transformer(model, data, "test", ks=KS, **kw),
+                                 negatives)
         record = {"metrics": scored,
                   "parameters": sum(p.numel() for p in model.parameters()), "steps": settings["max_steps"],
                   "settings": settings, "implementation": "own: GPT-2 blocks over item ids (RecBole could not "
