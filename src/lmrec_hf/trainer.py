@@ -24,7 +24,8 @@ class LMRecTrainer(Trainer):
     `lm_batch_size` texts, passed to the model in one forward (DDP needs one forward per step). The loss is the
     `objective`'s (`lmrec_hf.losses`), computed from that forward's output. `eval_dataset` holds rec pairs only, so
     `eval_loss` is the rec validation loss that early stopping watches. lm_loss, rec_loss and λ are logged
-    separately. `trainer.card_data` collects what the model card says about the run.
+    separately. When the objective asks for the item bank, the trainer adds an `LMRecItemBank` callback over the
+    collator's catalog (`trainer.item_bank`). `trainer.card_data` collects what the model card says about the run.
 
     Example:
     ```python
@@ -42,6 +43,11 @@ class LMRecTrainer(Trainer):
         self._record_in_checkpoint()
         self._initial_rec_loss_weight = self.model.config.rec_loss_weight
         self.item_bank: LMRecItemBank | None = None
+        collator = self.data_collator
+        if objective.item_bank_refresh_steps and self.args.mode != "lm_only" and isinstance(collator, LMRecCollator):
+            self.item_bank = LMRecItemBank(collator.tokenizer, collator.item_texts, objective.item_bank_refresh_steps,
+                                           collator.item_max_length)
+            self.add_callback(self.item_bank)
         self._component_sums: dict[str, float] = {}
         self._component_count = 0
         self.card_data = LMRecModelCardData()
@@ -61,8 +67,7 @@ class LMRecTrainer(Trainer):
     def from_data(cls, model, args: LMRecTrainingArguments, tokenizer, data: RecData,
                   objective: RecObjective | None = None, lm_texts: Dataset | None = None,
                   rec_pairs: Dataset | None = None, eval_split: str | None = "valid", callbacks=None) -> "LMRecTrainer":
-        """Builds the datasets, the collator, early stopping and the item bank from a `RecData`, the arguments and
-        the objective."""
+        """Builds the datasets, the collator and early stopping from a `RecData`, the arguments and the objective."""
         objective = (objective if objective is not None else RecObjective()).for_mode(args.mode)
         use_rec = args.mode != "lm_only"
         use_lm = args.mode != "rec_only" and args.lm_batch_size > 0
@@ -85,15 +90,8 @@ class LMRecTrainer(Trainer):
             eval_every = args.eval_steps if args.eval_steps >= 1 else max(1, int(args.eval_steps * args.max_steps))
             patience = max(1, math.ceil(args.early_stopping_patience_steps / eval_every))
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
-        item_bank = None
-        if use_rec and objective.item_bank_refresh_steps:
-            item_bank = LMRecItemBank(tokenizer, data.item_texts, objective.item_bank_refresh_steps,
-                                      collator.item_max_length)
-            callbacks.append(item_bank)
-        trainer = cls(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                      data_collator=collator, processing_class=tokenizer, callbacks=callbacks, objective=objective)
-        trainer.item_bank = item_bank
-        return trainer
+        return cls(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                   data_collator=collator, processing_class=tokenizer, callbacks=callbacks, objective=objective)
 
     # -- data -----------------------------------------------------------------------------------------------------
 
@@ -142,7 +140,8 @@ class LMRecTrainer(Trainer):
             return loss
         outputs["loss"] = loss  # the objective's, not the model's own paper-only loss
         for name, value in parts.items():
-            outputs[name] = value
+            if value is not None:
+                outputs[name] = value
         return loss, outputs
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
