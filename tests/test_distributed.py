@@ -18,15 +18,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The demo's objective computes part of its loss outside the forward (L1 on the user rows, W_i over the item bank):
+# DDP must still see every parameter once per step.
+DEMO_OBJECTIVE = ("lm_batch_size: 0\nprefix_pairs: true\nlm_on_rec_histories: true\nnegative_layout: shared\n"
+                  "rec_loss_type: softmax\nlogq_correction: true\nitem_bank_refresh_steps: 2\n")
+
+
 @pytest.mark.slow
-def test_two_processes_really_run(tmp_path):
+@pytest.mark.parametrize("objective", ["lm_batch_size: 2\n", DEMO_OBJECTIVE], ids=["paper", "demo"])
+def test_two_processes_really_run(tmp_path, objective):
     data = write_unisrec(tmp_path / "toy")
     config = tmp_path / "tiny.yaml"
     config.write_text(
         f"data: {data}\npreset: '1.7m'\nvocab_size: 300\noutput_dir: {tmp_path / 'out'}\nmax_steps: 3\n"
-        "rec_batch_size: 2\nlm_batch_size: 2\nmax_length: 64\nuse_cpu: true\nlogging_steps: 1\n"
+        "rec_batch_size: 2\nmax_length: 64\nuse_cpu: true\nlogging_steps: 1\n"
         "eval_strategy: 'no'\nsave_strategy: 'no'\nddp_find_unused_parameters: true\n"
-        f"cache_dir: {tmp_path / 'cache'}\n"
+        f"cache_dir: {tmp_path / 'cache'}\n" + objective
     )
     accelerate = Path(sys.executable).parent / "accelerate"
     command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
