@@ -72,7 +72,7 @@ def space_checkpoint(tmp_path_factory, _session_model, tokenizer):
     from lmrec_hf.catalog import build_catalog, write_catalog
     from lmrec_hf.data import load_unisrec
 
-    from .test_data import write_unisrec
+    from .toy_data import write_unisrec
 
     folder = tmp_path_factory.mktemp("space") / "model"
     _session_model.save_pretrained(folder)

@@ -7,7 +7,7 @@ from transformers import TrainingArguments
 from lmrec_hf.baselines import IDTransformerRecommender, evaluate_id_transformer, train_id_transformer
 from lmrec_hf.data import load_unisrec
 
-from .test_data import write_unisrec
+from .toy_data import write_unisrec
 
 
 def _args(tmp_path, **overrides):

@@ -18,7 +18,7 @@ from lmrec_hf.data import load_unisrec
 from lmrec_hf.encoding import encode_item_texts
 
 from .conftest import ITEMS
-from .test_data import write_unisrec
+from .toy_data import write_unisrec
 
 
 def test_catalog_round_trip(tmp_path, model, tokenizer):

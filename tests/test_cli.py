@@ -44,7 +44,7 @@ def test_prepare_and_train_end_to_end(tmp_path, capsys):
     import json
     import os
 
-    from .test_data import write_unisrec
+    from .toy_data import write_unisrec
 
     data = write_unisrec(tmp_path / "toy")
     prepared = tmp_path / "prepared"
@@ -92,7 +92,7 @@ def test_evaluate_record_and_sampled_protocol(tmp_path, capsys, model, tokenizer
 
     import numpy as np
 
-    from .test_data import write_unisrec
+    from .toy_data import write_unisrec
 
     data = write_unisrec(tmp_path / "toy")
     model.save_pretrained(tmp_path / "m")

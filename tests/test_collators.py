@@ -10,7 +10,7 @@ from lmrec_hf.data import lm_texts, train_pairs
 from lmrec_hf.formatting_lmrec import tokenize_items
 from lmrec_hf.losses import RecObjective
 
-from .test_data import write_unisrec
+from .toy_data import write_unisrec
 
 
 @pytest.fixture

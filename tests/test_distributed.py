@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_data import write_unisrec
+from .toy_data import write_unisrec
 
 
 def _free_port() -> int:

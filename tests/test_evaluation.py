@@ -7,7 +7,7 @@ import torch
 from lmrec_hf.evaluation import ALL_KS as ALL
 from lmrec_hf.evaluation import evaluate_model, evaluate_popularity, metrics_from_ranks, ranks_from_scores
 
-from .test_data import write_unisrec
+from .toy_data import write_unisrec
 
 
 def test_ranks_count_ties_against_the_model():
@@ -156,23 +156,6 @@ def test_items_are_encoded_with_the_checkpoints_item_max_length(tmp_path, model,
     assert torch.allclose(load_safetensors(files["catalog/item_embeddings.safetensors"])["item_embeds"][0],
                           expected, atol=1e-5)
 
-
-
-def test_the_ranking_metrics_as_an_evaluate_module():
-    import evaluate
-
-    from lmrec_hf.evaluation import RANKING_METRIC, metrics_from_ranks, ranks_from_scores
-
-    scores = torch.tensor([[0.1, 0.9, 0.5, 0.2], [0.7, 0.2, 0.7, 0.1], [0.3, 0.3, 0.1, 0.0]])
-    targets = torch.tensor([1, 0, 3])
-    ranking = evaluate.load(RANKING_METRIC)
-    got = ranking.compute(predictions=scores.tolist(), references=targets.tolist(), ks=[1, 2])
-    assert got == pytest.approx(metrics_from_ranks(ranks_from_scores(scores, targets), (1, 2)))
-    sampled = ranking.compute(predictions=scores.tolist(), references=targets.tolist(), ks=[1],
-                              candidates=[[2], [2], [2]])  # the target against one sampled item each
-    assert sampled["recall@1"] == pytest.approx(1 / 3)  # a tie counts against the model
-    with pytest.raises(ValueError, match="references must be columns in \\[0, 4\\), got 0 to 4"):
-        ranking.compute(predictions=scores.tolist(), references=[0, 1, 4])
 
 
 def test_one_evaluation_record(tmp_path):

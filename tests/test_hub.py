@@ -23,8 +23,8 @@ from lmrec_hf.model_card import LMRecModelCardData
 
 from .conftest import HISTORIES, ITEMS
 from .hub_double import HubDouble
-from .test_data import write_unisrec
 from .test_model_card import _record
+from .toy_data import write_unisrec
 
 LOAD_SCRIPT = """
 import json, sys

@@ -123,8 +123,8 @@ def test_trainer_callback_fills_the_card(tmp_path, tokenizer):
     from lmrec_hf.data import lm_texts, load_unisrec
     from lmrec_hf.trainer import LMRecTrainer
 
-    from .test_data import write_unisrec
     from .test_trainer import _args, _model
+    from .toy_data import write_unisrec
 
     data = load_unisrec(write_unisrec(tmp_path / "toy"))
     trainer = LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path, max_steps=2, logging_steps=1), tokenizer,

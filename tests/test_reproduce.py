@@ -12,8 +12,8 @@ sys.path.insert(0, str(ROOT / "training"))  # training/ holds scripts, not a pac
 import grid  # noqa: E402
 import reproduce  # noqa: E402
 
-from .test_data import write_unisrec  # noqa: E402
 from .test_report import _fake  # noqa: E402
+from .toy_data import write_unisrec  # noqa: E402
 
 
 def test_cuda_device_without_a_gpu_says_so(monkeypatch):

@@ -8,7 +8,7 @@ from lmrec_hf.arguments import load_train_config
 from lmrec_hf.data import lm_texts, load_unisrec
 from lmrec_hf.runner import build_lm_stream, evaluate_checkpoint, tokenizer_corpus, train_from_args
 
-from .test_data import write_unisrec
+from .toy_data import write_unisrec
 
 
 @pytest.fixture

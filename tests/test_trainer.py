@@ -14,7 +14,7 @@ from lmrec_hf.losses import RecObjective
 from lmrec_hf.trainer import LMRecTrainer
 from lmrec_hf.training_args import LMRecTrainingArguments
 
-from .test_data import write_unisrec
+from .toy_data import write_unisrec
 
 
 @pytest.fixture

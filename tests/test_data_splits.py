@@ -1,0 +1,50 @@
+"""Splits and pairs (data/splits.py): leave-one-out, the user split, the history window."""
+
+
+import pytest
+
+from lmrec_hf.data import (
+    eval_pairs,
+    history_items,
+    history_window,
+    lm_texts,
+    load_unisrec,
+    split_users,
+    train_pairs,
+)
+
+from .toy_data import SEQUENCES, write_unisrec
+
+
+def test_leave_one_out_pairs(tmp_path):
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    pairs = list(zip(train_pairs(data)["user_row"][:], train_pairs(data)["position"][:]))
+    # user 0: train part [0,1,2,3] -> targets at positions 1..3; user 1: [6,7,0] -> 1..2; user 2: [3] -> none
+    assert pairs == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2)]
+    valid = eval_pairs(data, "valid")
+    test = eval_pairs(data, "test")
+    seqs = data.sequences
+    assert [seqs[r][p] for r, p in zip(valid["user_row"][:], valid["position"][:])] == [4, 1, 4]
+    assert [seqs[r][p] for r, p in zip(test["user_row"][:], test["position"][:])] == [5, 2, 5]
+    assert lm_texts(data)["text"][:][2] == "item 3 text"  # user 2's train part is one item
+
+
+def test_user_split(tmp_path):
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    split = split_users(data, seed=0, fractions=(0.34, 0.33, 0.33))
+    labels = split.users["split"][:]
+    assert sorted(labels) == ["test", "train", "valid"]
+    assert split_users(data, seed=0, fractions=(0.34, 0.33, 0.33)).users["split"][:] == labels
+    test_rows = eval_pairs(split, "test")["user_row"][:]
+    assert [labels[r] for r in test_rows] == ["test"]
+    with pytest.raises(ValueError, match="fractions must be three non-negative numbers summing to 1"):
+        split_users(data, fractions=(0.5, 0.6, 0.1))
+
+
+def test_history_window_is_the_most_recent_items(tmp_path):
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    assert [10, 11, 12, 13][history_window(3, 2)] == [11, 12]
+    assert [10, 11, 12, 13][history_window(3, None)] == [10, 11, 12]
+    assert history_items(data, 0, 5, 3) == SEQUENCES["0"][2:5]
+    with pytest.raises(ValueError, match="max_items must be a positive number of items or None, got 0"):
+        history_window(3, 0)
