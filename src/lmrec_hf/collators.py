@@ -169,9 +169,7 @@ class LMRecCollator:
         self.max_length = max_length
         self.item_max_length = item_max_length or max_length
         self.max_history_items = max_history_items
-        self.num_negatives = objective.num_negatives
         self.seed = seed
-        self.item_ids = objective.item_bank_refresh_steps > 0
         if objective.logq_correction:
             # How often each item is a training target (never counting valid or test items): in-batch
             # candidates are drawn in that proportion.
@@ -239,7 +237,7 @@ class LMRecCollator:
             rows_positions.append(positions)
             rows_targets.append(kept_targets)
         extra = [i for e, t in zip(examples, targets) for i in
-                 sample_negatives(self.n_items, t[-1], self.num_negatives, self.seed, e["index"]).tolist()]
+                 sample_negatives(self.n_items, t[-1], self.objective.num_negatives, self.seed, e["index"]).tolist()]
         item_rows = list(dict.fromkeys([t for ts in rows_targets for t in ts] + extra))
         column = {item: c for c, item in enumerate(item_rows)}
         width = max(len(p) for p in rows_positions)
@@ -258,7 +256,7 @@ class LMRecCollator:
             # expected draws of each candidate: as a target of this batch's prefixes, or as a uniform negative
             expected = n_targets * self.target_share[item_rows] + len(extra) / self.n_items
             extras["item_log_q"] = torch.as_tensor(np.log(expected), dtype=torch.float32)
-        if self.item_ids:
+        if self.objective.item_bank_refresh_steps:
             extras["item_ids"] = torch.tensor(item_rows, dtype=torch.long)
         return {
             **extras,
@@ -274,12 +272,12 @@ class LMRecCollator:
         users = self._encode([self.history_text(e["user_row"], e["position"]) for e in examples])
         targets = [self.sequences[e["user_row"]][e["position"]] for e in examples]
         negatives = [
-            sample_negatives(self.n_items, t, self.num_negatives, self.seed, e["index"]).tolist()
+            sample_negatives(self.n_items, t, self.objective.num_negatives, self.seed, e["index"]).tolist()
             for t, e in zip(targets, examples)
         ]
         if self.objective.negative_layout == "per_user":
             item_rows = [i for t, negs in zip(targets, negatives) for i in [t] + negs]
-            labels = torch.zeros(len(examples), 1 + self.num_negatives)
+            labels = torch.zeros(len(examples), 1 + self.objective.num_negatives)
             labels[:, 0] = 1.0
         else:
             item_rows = list(dict.fromkeys(targets + [i for negs in negatives for i in negs]))
@@ -288,8 +286,8 @@ class LMRecCollator:
             labels[torch.arange(len(examples)), torch.tensor([column[t] for t in targets])] = 1.0
         items = self._encode_items(item_rows)
         # per_user rows are not shared by the batch's users, so they have no catalog rows to give
-        shared = self.objective.negative_layout == "shared"
-        extras = {"item_ids": torch.tensor(item_rows, dtype=torch.long)} if self.item_ids and shared else {}
+        with_ids = self.objective.item_bank_refresh_steps and self.objective.negative_layout == "shared"
+        extras = {"item_ids": torch.tensor(item_rows, dtype=torch.long)} if with_ids else {}
         return {
             **extras,
             "user_input_ids": users["input_ids"],
