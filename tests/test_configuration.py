@@ -62,7 +62,7 @@ def test_non_positive_sizes(field, value):
 
 
 def test_negative_lambda():
-    with pytest.raises(ValueError, match=r"`rec_loss_weight` \(λ\) must be >= 0, got -0\.1"):
+    with pytest.raises(ValueError, match=r"`rec_loss_weight` \(λ\) must be a finite number >= 0, got -0\.1"):
         LMRecConfig(rec_loss_weight=-0.1)
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import ONLINE_RETAIL_ALIAS
+from .configuration_lmrec import LMREC_PRESETS
+from .data import FORMATS, ONLINE_RETAIL_ALIAS, SPLIT_PROTOCOLS
 from .losses import RecObjective
 from .training_args import LMRecTrainingArguments
 
@@ -41,6 +45,9 @@ class ModelArguments:
 
     def __post_init__(self):
         check_tokenizer_source(self.tokenizer_source)
+        _check_choice("preset", self.preset, list(LMREC_PRESETS))
+        if self.dropout is not None and not 0.0 <= self.dropout <= 1.0:
+            raise ValueError(f"`dropout` must be a probability in [0, 1], got {self.dropout!r}.")
 
 
 @dataclass
@@ -58,6 +65,25 @@ class DataArguments:
                                                                 "when it is found nowhere locally."})
     write_catalog: bool = field(default=True, metadata={"help": "Save the item catalog (texts, item embeddings, "
                                                                 "example histories) beside the checkpoint."})
+
+    def __post_init__(self):
+        # Checked here, before any data is read or any step is trained.
+        _check_choice("data_format", self.data_format, list(FORMATS))
+        _check_choice("protocol", self.protocol, list(SPLIT_PROTOCOLS))
+        _check_choice("eval_split", self.eval_split, list(EVAL_SPLITS), "'' scores nothing after training")
+        if not 0.0 <= self.task_lm_ratio <= 1.0:
+            raise ValueError(f"`task_lm_ratio` must be in [0, 1], got {self.task_lm_ratio!r}.")
+        if self.eval_max_users is not None and self.eval_max_users <= 0:
+            raise ValueError(f"`eval_max_users` must be a positive integer or null (all users), got "
+                             f"{self.eval_max_users!r}.")
+
+
+EVAL_SPLITS = ("valid", "test", "")
+
+
+def _check_choice(name: str, value, choices: list, note: str = "") -> None:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}, got {value!r}" + (f" ({note})." if note else "."))
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -78,29 +104,111 @@ def _parse_overrides(pairs: list[str]) -> dict:
             i += 2
         else:
             raise ValueError(f"--{key} needs a value.")
-        parsed = yaml.safe_load(value)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value  # not YAML (e.g. an unbalanced bracket): the field's type check below judges it
         if isinstance(parsed, bool) and value.strip().lower() not in ("true", "false"):
             parsed = value  # YAML 1.1 reads "no", "off", "yes" as booleans; "--eval_strategy no" means the string
         overrides[key] = parsed
     return overrides
 
 
-def _coerce_numbers(config: dict, classes) -> dict:
-    """PyYAML reads `5e-3` (no dot) as a string; give numeric fields numbers, since parse_dict does not convert."""
-    types = {f.name: str(f.type) for cls in classes for f in dataclasses.fields(cls)}
-    out = dict(config)
-    for key, value in config.items():
-        if not isinstance(value, str):
-            continue
-        kind = types.get(key, "")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _field_types(classes) -> dict:
+    kinds = {}
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kinds[f.name] = hints.get(f.name, f.type)
+    return kinds
+
+
+def _members(kind) -> tuple:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return typing.get_args(kind)
+    return (kind,)
+
+
+def _coerce(key: str, value, kind):
+    """
+    One value from YAML or an override, in the field's type, strictly: YAML and HfArgumentParser's parse_dict
+    convert nothing, so `"false"` would be a true string and `thirty` would reach the Trainer. A string that means
+    the type is converted (`"false"`, `"5e-3"`, `"1e3"` for an integer field); anything else is refused by name.
+    """
+    members = _members(kind)
+    if value is None:
+        if type(None) in members or kind is typing.Any:
+            return None
+        raise ValueError(f"`{key}` needs a value, got null.")
+    enums = [m for m in members if isinstance(m, type) and issubclass(m, enum.Enum)]
+    if enums:
+        choices = [e.value for e in enums[0]]
+        raw = value.value if isinstance(value, enum.Enum) else value
+        if raw not in choices:
+            raise ValueError(f"`{key}` must be one of {choices}, got {value!r}.")
+        return raw
+    if str in members and isinstance(value, str):
+        return value
+    if bool in members:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE + _FALSE:
+            return str(value).strip().lower() in _TRUE
+        raise ValueError(f"`{key}` must be true or false, got {value!r}.")
+    if int in members:
+        number = _number(value)
+        if number is None or not float(number).is_integer():
+            raise ValueError(f"`{key}` must be an integer, got {value!r}.")
+        return int(number)
+    if float in members:
+        number = _number(value)
+        if number is None:
+            raise ValueError(f"`{key}` must be a number, got {value!r}.")
+        return float(number)
+    return value
+
+
+def _number(value) -> float | int | None:
+    """A number from an int, a float or a numeric string (`5e-3`, which PyYAML leaves a string); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
         try:
-            if "float" in kind:
-                out[key] = float(value)
-            elif kind in ("int", "int | None", "typing.Optional[int]"):
-                out[key] = int(value)
-        except ValueError as error:
-            raise ValueError(f"`{key}` must be a number, got {value!r}.") from error
-    return out
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _coerce_values(config: dict, classes) -> dict:
+    kinds = _field_types(classes)
+    return {key: _coerce(key, value, kinds[key]) for key, value in config.items()}
+
+
+def _read_recipe(path: Path) -> dict:
+    import yaml
+
+    if not path.exists():
+        raise FileNotFoundError(f"config file {path} does not exist.")
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                         f"{error.start}). Save the recipe as UTF-8.") from error
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ValueError(f"{path} is not valid YAML{where}: {problem}. Fix the recipe there; each line is "
+                         "`key: value`.") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a mapping of keys to values, got {type(config).__name__}.")
+    return config
 
 
 def load_train_config(config_path: str | None, overrides: list[str] | dict | None = None):
@@ -114,17 +222,9 @@ def load_train_config(config_path: str | None, overrides: list[str] | dict | Non
     >>> model_args, data_args, objective, args = load_train_config("training/configs/demo.yaml", {"max_steps": 10})
     ```
     """
-    import yaml
     from transformers import HfArgumentParser
 
-    config = {}
-    if config_path:
-        path = Path(config_path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist.")
-        config = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(config, dict):
-            raise ValueError(f"{path} must hold a mapping of keys to values.")
+    config = _read_recipe(Path(config_path)) if config_path else {}
     config.update(overrides if isinstance(overrides, dict) else _parse_overrides(list(overrides or [])))
     classes = (ModelArguments, DataArguments, RecObjective, LMRecTrainingArguments)
     known = {f.name for cls in classes for f in dataclasses.fields(cls)}
@@ -139,7 +239,7 @@ def load_train_config(config_path: str | None, overrides: list[str] | dict | Non
             f"data keys: {[f.name for f in dataclasses.fields(DataArguments)]}; objective keys: "
             f"{[f.name for f in dataclasses.fields(RecObjective)]}; and any TrainingArguments field."
         )
-    config = _coerce_numbers(config, classes)
+    config = _coerce_values(config, classes)
     config.setdefault("output_dir", "outputs/run")
     if config.get("data") and config["data"] != ONLINE_RETAIL_ALIAS and not Path(config["data"]).exists():
         raise FileNotFoundError(f"data path {config['data']} does not exist. Set `data` or pass --data PATH.")

@@ -3,6 +3,8 @@
 Ships to the Hub as custom code beside each checkpoint, so it imports only transformers.
 """
 
+import math
+
 from transformers import PretrainedConfig
 
 # Table 9 of Shin et al. (model shape and the paper's λ). Training hyper-parameters of the same table
@@ -113,11 +115,14 @@ class LMRecConfig(PretrainedConfig):
                 f"and n_head={n_head}. Pick a head count that divides the width, "
                 f"e.g. n_head={_divisor(n_embd, n_head)}."
             )
-        if rec_loss_weight is None or rec_loss_weight < 0:
+        if not _finite_number(rec_loss_weight) or rec_loss_weight < 0:
             raise ValueError(
-                f"LMRecConfig: `rec_loss_weight` (λ) must be >= 0, got {rec_loss_weight!r}. "
+                f"LMRecConfig: `rec_loss_weight` (λ) must be a finite number >= 0, got {rec_loss_weight!r}. "
                 "Use 0 to train the LM loss alone."
             )
+        for name, value in (("resid_pdrop", resid_pdrop), ("embd_pdrop", embd_pdrop), ("attn_pdrop", attn_pdrop)):
+            if not _finite_number(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"LMRecConfig: `{name}` must be a probability in [0, 1], got {value!r}.")
         if item_max_length is not None and (not isinstance(item_max_length, int) or item_max_length < 2):
             raise ValueError(
                 f"LMRecConfig: `item_max_length` must be None or an integer >= 2 (a token and the EOS), got "
@@ -172,6 +177,10 @@ class LMRecConfig(PretrainedConfig):
                 f"{', '.join(repr(k) for k in LMREC_PRESETS)}."
             )
         return cls(**{**LMREC_PRESETS[key], **overrides})
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _divisor(n_embd: int, n_head: int) -> int:

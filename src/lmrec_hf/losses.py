@@ -98,7 +98,9 @@ class RecObjective:
         _choice("rec_loss_weight_schedule", self.rec_loss_weight_schedule, LAMBDA_SCHEDULES)
         _choice("negative_layout", self.negative_layout, NEGATIVE_LAYOUTS)
         _choice("item_bank_loss", self.item_bank_loss, ITEM_BANK_LOSSES)
-        if self.rec_loss_weight is not None and not (math.isfinite(self.rec_loss_weight) and self.rec_loss_weight >= 0):
+        weight = self.rec_loss_weight
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                                   or not math.isfinite(weight) or weight < 0):
             raise ValueError(f"RecObjective: `rec_loss_weight` (λ) must be a finite number >= 0, got "
                              f"{self.rec_loss_weight!r}. Use 0 to train the LM loss alone.")
         if not 0 <= self.rec_loss_weight_min_ratio <= 1:
