@@ -195,6 +195,8 @@ class LMRecModel(LMRecPreTrainedModel):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("LMRecModel: give exactly one of `input_ids` or `inputs_embeds`.")
+        if input_ids is not None:
+            check_token_ids(input_ids, self.config.vocab_size, attention_mask)
         if inputs_embeds is None:
             inputs_embeds = self.wte(input_ids)  # (B, T, d)
         batch_size, seq_len = inputs_embeds.shape[:2]
@@ -329,7 +331,10 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         logQ, the item bank) are not here: `lmrec_hf.losses` computes them from this output.
         """
         kwargs.pop("num_items_in_batch", None)  # passed by Trainer; our losses are per-batch means
-        _check_joint_inputs(input_ids, labels, user_input_ids, item_input_ids, rec_labels, user_positions)
+        masks = {"input_ids": attention_mask, "user_input_ids": user_attention_mask,
+                 "item_input_ids": item_attention_mask}
+        _check_joint_inputs(input_ids, labels, user_input_ids, item_input_ids, rec_labels, user_positions,
+                            self.config.vocab_size, masks)
         logits = lm_loss = None
         if input_ids is not None:
             hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask, return_pooler=False,
@@ -363,7 +368,24 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
                                 user_embeds=user_embeds, item_embeds=item_embeds, user_hidden_states=user_hidden)
 
 
-def _check_joint_inputs(input_ids, labels, user_input_ids, item_input_ids, rec_labels, user_positions) -> None:
+def check_token_ids(input_ids: torch.Tensor, vocab_size: int, attention_mask: torch.Tensor | None = None,
+                    name: str = "input_ids") -> None:
+    """Refuses an empty batch, ids outside the vocabulary and a mask of another shape, before torch's bare errors."""
+    if input_ids.dim() != 2 or input_ids.numel() == 0:
+        raise ValueError(f"`{name}` is empty (shape {tuple(input_ids.shape)}); pass a (batch, length) tensor with "
+                         "at least one token per row, e.g. from the LMRec tokenizer.")
+    if attention_mask is not None and attention_mask.shape != input_ids.shape:
+        mask_name = name.replace("input_ids", "attention_mask")
+        raise ValueError(f"`{mask_name}` has shape {tuple(attention_mask.shape)}, but `{name}` has shape "
+                         f"{tuple(input_ids.shape)}; they must match. Take both from the same tokenizer call.")
+    outside = (input_ids < 0) | (input_ids >= vocab_size)
+    if bool(outside.any()):
+        raise ValueError(f"`{name}` must be token ids in [0, {vocab_size}) (the model's vocab_size), got "
+                         f"{input_ids[outside][0].item()}. Encode with the tokenizer saved with this checkpoint.")
+
+
+def _check_joint_inputs(input_ids, labels, user_input_ids, item_input_ids, rec_labels, user_positions,
+                        vocab_size, masks) -> None:
     if (user_input_ids is None) != (item_input_ids is None):
         given, missing = ("user", "item") if item_input_ids is None else ("item", "user")
         raise ValueError(
@@ -379,6 +401,21 @@ def _check_joint_inputs(input_ids, labels, user_input_ids, item_input_ids, rec_l
         raise ValueError("LMRecForJointModeling: got `labels` without `input_ids`; pass the LM inputs too.")
     if user_positions is not None and user_input_ids is None:
         raise ValueError("LMRecForJointModeling: got `user_positions` without `user_input_ids`; pass the users too.")
+    for name, ids in (("input_ids", input_ids), ("user_input_ids", user_input_ids),
+                      ("item_input_ids", item_input_ids)):
+        if ids is not None:
+            check_token_ids(ids, vocab_size, masks[name], name)
+    if labels is not None:
+        bad = ((labels < 0) & (labels != -100)) | (labels >= vocab_size)
+        if bool(bad.any()):
+            raise ValueError(f"`labels` must be token ids in [0, {vocab_size}) or -100 (ignored), got "
+                             f"{labels[bad][0].item()}. Copy them from `input_ids`, with -100 on padding.")
+    if user_positions is not None:
+        length = user_input_ids.shape[1]
+        bad = (user_positions < -1) | (user_positions >= length)
+        if bool(bad.any()):
+            raise ValueError(f"`user_positions` must be in [-1, {length}) (token positions of `user_input_ids`, -1 "
+                             f"for padding), got {user_positions[bad][0].item()}.")
 
 
 def causal_lm_loss(terms: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -396,6 +433,9 @@ def rec_bce_loss(rec_logits: torch.Tensor, rec_labels: torch.Tensor, valid: torc
     if valid is not None:
         rec_logits, rec_labels = rec_logits[valid], rec_labels[valid]  # (N, M)
     rec_logits, ignored = rec_logits.float(), rec_labels < 0
+    if bool((rec_labels > 1).any()):
+        raise ValueError(f"rec_labels must be in [0, 1] (1 a positive pair, 0 a negative, or negative to ignore the "
+                         f"pair), got {rec_labels.max().item()!r}. Pass binary labels (or soft ones in [0, 1]).")
     losses = F.binary_cross_entropy_with_logits(rec_logits, rec_labels.float().clamp(min=0), reduction="none")
     return losses.masked_fill(ignored, 0.0).sum() / (~ignored).sum().clamp(min=1)
 
