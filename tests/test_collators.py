@@ -228,3 +228,37 @@ def test_prefix_batch_carries_log_q_only_when_asked(toy, tokenizer):
     example = [{"kind": "rec", "index": 0, "user_row": 0, "position": 3}]
     plain = LMRecCollator(tokenizer, toy, RecObjective(prefix_pairs=True))(example)
     assert "item_log_q" not in plain and "item_ids" not in plain and "user_labels" not in plain
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Property: prefix training reads each feature at the token that covers the arrow after that item
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lmrec_hf.collators import arrow_tokens  # noqa: E402
+from lmrec_hf.formatting_lmrec import clean_item_text  # noqa: E402
+
+from .test_formatting_lmrec import ITEM_TEXTS  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(ITEM_TEXTS, min_size=2, max_size=6), max_length=st.integers(2, 48))
+def test_prefix_positions_sit_on_the_item_boundaries(tokenizer, items, max_length):
+    pieces = [clean_item_text(t) for t in items]
+    if not all(pieces):
+        return
+    text = format_history(pieces)
+    arrows = [i for i, c in enumerate(text) if c == "→"]
+    enc = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    spans = np.array(enc["offset_mapping"][:-1]).reshape(-1, 2)  # real tokens without the EOS
+    token, inside = arrow_tokens(pieces, spans)
+    assert len(token) == len(arrows) == len(pieces) - 1
+    first_kept = spans[0, 0] if len(spans) else len(text)
+    for k, (t, kept) in enumerate(zip(token, inside)):
+        # an arrow is kept exactly when truncation left a token covering it, and then that is the last such token
+        assert kept == (len(spans) > 0 and arrows[k] >= first_kept)
+        if kept:
+            assert spans[t, 0] <= arrows[k] < spans[t, 1]
+            assert t + 1 == len(spans) or not spans[t + 1, 0] <= arrows[k] < spans[t + 1, 1]
+            assert text[: spans[t, 1]].count("→") == k + 1  # the feature has seen items 0..k and no more

@@ -48,3 +48,47 @@ def test_separator_offsets_follow_the_separator():
     assert item_token_limit(Config) == 64 and item_token_limit(Config, default=32) == 32
     Config.item_max_length = 16
     assert item_token_limit(Config) == 16
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Properties over arbitrary text (hypothesis): unicode, whitespace, lone surrogates, markup and arrow look-alikes
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lmrec_hf.formatting_lmrec import ITEM_SEPARATOR, clean_item_text  # noqa: E402
+
+TRICKY = ["→", " → ", "->", "⟶", "➔", "\u3000", "\u00a0", "\n", "\t", "<|endoftext|>", "<|pad|>", "\ud800", "\udfff",
+          "\ud83d\ude00", "é", "\u0301", "\u200b"]
+ITEM_TEXTS = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(TRICKY)), min_size=1, max_size=6).map("".join)
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@PROPERTY
+@given(items=st.lists(ITEM_TEXTS, min_size=1, max_size=6), extra=st.integers(0, 6))
+def test_a_truncated_history_keeps_its_newest_item_and_one_eos(tokenizer, items, extra):
+    cleaned = [clean_item_text(t) for t in items]
+    if not all(cleaned):
+        with pytest.raises(ValueError, match="empty after cleaning"):
+            format_history(items)
+        return
+    history = format_history(items)
+    assert history.count("→") == len(items) - 1  # no item text can add a boundary
+    newest = (ITEM_SEPARATOR if len(items) > 1 else "") + cleaned[-1]
+    tail = tokenizer(newest).input_ids  # the newest item (after its arrow) and the EOS
+    ids = tokenizer(history, truncation=True, max_length=len(tail) + extra).input_ids
+    assert ids[-1] == tokenizer.eos_token_id and ids.count(tokenizer.eos_token_id) == 1
+    assert tokenizer.pad_token_id not in ids
+    assert ids[-len(tail):] == tail
+
+
+@PROPERTY
+@given(text=ITEM_TEXTS)
+def test_an_item_is_its_one_item_history(text):
+    try:
+        expected = format_history([text])
+    except ValueError:
+        with pytest.raises(ValueError):
+            format_item(text)
+        return
+    assert format_item(text) == expected == clean_item_text(text)

@@ -120,6 +120,23 @@ class JointBatchSampler(Sampler):
         return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def arrow_tokens(pieces: list[str], spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Where prefix training reads the feature after each item of a history: for clean item texts `pieces` (formatted
+    with `format_history`) and the character spans of its real tokens without the EOS (`offset_mapping`, possibly
+    left-truncated), the token that last covers the arrow after item k, for k = 0 .. n-2, and which of those arrows
+    survived truncation.
+    """
+    # character index of the arrow after item k in the formatted text
+    ends = np.cumsum([len(p) for p in pieces]) + len(ITEM_SEPARATOR) * np.arange(len(pieces))
+    arrow_chars = ends[:-1] + _ARROW_OFFSET
+    token = np.searchsorted(spans[:, 1], arrow_chars, side="right")  # first token ending after the arrow
+    inside = (token < len(spans)) & (spans[np.minimum(token, len(spans) - 1), 0] <= arrow_chars)
+    # a multi-token arrow: read the last token that still covers it
+    token = np.array([t + _covering_run(spans, t, c) for t, c in zip(token, arrow_chars)], dtype=int)
+    return token, inside
+
+
 def _covering_run(spans: np.ndarray, token: int, char: int) -> int:
     """How many tokens after `token` still start at or before `char` (a character split over byte tokens)."""
     extra = 0
@@ -212,26 +229,21 @@ class LMRecCollator:
         return batch
 
     def prefix_rec_batch(self, examples: list[dict]) -> dict:
-        texts, arrows, targets = [], [], []
+        texts, all_pieces, targets = [], [], []
         for e in examples:
             seq = self.sequences[e["user_row"]]
             history = seq[history_window(e["position"], self.max_history_items)]
             pieces = [clean_item_text(self.item_texts[i]) for i in history]
             texts.append(format_history(pieces))
-            # character index of the arrow after item k, for k = 0 .. n-2, in the formatted (clean) text
-            ends = np.cumsum([len(p) for p in pieces]) + len(ITEM_SEPARATOR) * np.arange(len(pieces))
-            arrows.append(ends[:-1] + _ARROW_OFFSET)
+            all_pieces.append(pieces)
             targets.append(history[1:] + [seq[e["position"]]])
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
                              return_offsets_mapping=True, return_tensors="np")
         rows_positions, rows_targets = [], []
-        for row, (arrow_chars, row_targets) in enumerate(zip(arrows, targets)):
+        for row, (pieces, row_targets) in enumerate(zip(all_pieces, targets)):
             n_real = int(enc["attention_mask"][row].sum())
             spans = enc["offset_mapping"][row][: n_real - 1]  # real tokens without the EOS
-            token = np.searchsorted(spans[:, 1], arrow_chars, side="right")  # first token ending after the arrow
-            inside = (token < len(spans)) & (spans[np.minimum(token, len(spans) - 1), 0] <= arrow_chars)
-            # a multi-token arrow: read the last token that still covers it
-            token = np.array([t + _covering_run(spans, t, c) for t, c in zip(token, arrow_chars)], dtype=int)
+            token, inside = arrow_tokens(pieces, spans)
             positions = token[inside].tolist() + [n_real - 1]  # every kept boundary, then the EOS
             kept_targets = [t for t, keep in zip(row_targets[:-1], inside) if keep] + [row_targets[-1]]
             rows_positions.append(positions)

@@ -10,13 +10,35 @@ from typing import Iterable
 ITEM_SEPARATOR = " → "
 _ARROW = "→"
 _WHITESPACE = re.compile(r"\s+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SPECIAL_MARKUP = re.compile(r"<\|([^|<>]*)\|>")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """
+    Joins valid surrogate pairs and turns lone surrogates ("\\ud800", which no UTF-8 text can hold and the tokenizer
+    cannot take) into U+FFFD, the Unicode replacement character.
+    """
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def escape_text(text: str) -> str:
+    """
+    A raw text made safe to tokenize: lone surrogates replaced, and special-token markup such as `<|endoftext|>`
+    written as `<endoftext>`, so that a text cannot put an EOS (where LMRec reads features) or PAD in mid-history.
+    """
+    text = replace_lone_surrogates(text)
+    return _SPECIAL_MARKUP.sub(r"<\1>", text) if "<|" in text else text
 
 
 def clean_item_text(text: str) -> str:
-    """Collapses whitespace runs and newlines, and turns a literal "→" into "->" so it cannot split an item."""
+    """Collapses whitespace runs and newlines, turns a literal "→" into "->" so it cannot split an item, and escapes
+    the text (`escape_text`)."""
     if not isinstance(text, str):
         raise ValueError(f"An item text must be a string, got {type(text).__name__}: {text!r}.")
-    return _WHITESPACE.sub(" ", text.replace(_ARROW, "->")).strip()
+    return _WHITESPACE.sub(" ", escape_text(text).replace(_ARROW, "->")).strip()
 
 
 def format_history(item_texts: Iterable[str]) -> str:

@@ -6,7 +6,7 @@ Ships to the Hub as custom code; a checkpoint's `custom_pipelines` routes the "f
 import torch
 from transformers import Pipeline
 
-from .formatting_lmrec import format_history, item_token_limit, tokenize_items
+from .formatting_lmrec import escape_text, format_history, item_token_limit, tokenize_items
 
 
 class LMRecFeatureExtractionPipeline(Pipeline):
@@ -35,9 +35,18 @@ class LMRecFeatureExtractionPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
 
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
+            self._sanitize_parameters(**kwargs)  # an empty batch still gets its options checked
+            return []
+        return super().__call__(inputs, *args, **kwargs)
+
     def _sanitize_parameters(self, projection=None, max_length=None, return_tensors=None, **kwargs):
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
         if max_length is not None:
+            if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+                raise ValueError(f"max_length must be an integer of at least 2 (a token and the EOS), got "
+                                 f"{max_length!r}. Leave it out to use the model's n_positions.")
             preprocess_params["max_length"] = max_length
         if projection is not None:
             if projection not in ("user", "item"):
@@ -50,7 +59,10 @@ class LMRecFeatureExtractionPipeline(Pipeline):
 
     def preprocess(self, inputs, max_length=None, projection=None):
         if isinstance(inputs, str):
-            text = inputs
+            text = escape_text(inputs)
+            if not text.strip():
+                raise ValueError(f"The input text is empty ({inputs!r}); pass a formatted history or an item text, or "
+                                 "a history as a list of item texts.")
         elif isinstance(inputs, (list, tuple)):
             text = format_history(inputs)
         else:

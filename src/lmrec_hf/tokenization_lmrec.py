@@ -5,7 +5,7 @@ from typing import Iterable, Iterator
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from .formatting_lmrec import ITEM_SEPARATOR, clean_item_text, format_history, format_item
+from .formatting_lmrec import ITEM_SEPARATOR, clean_item_text, format_history, format_item, replace_lone_surrogates
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -37,6 +37,11 @@ def train_tokenizer(
             f"train_tokenizer: vocab_size must be an integer of at least 259 (256 bytes, EOS, PAD and one merge), "
             f"got {vocab_size!r}."
         )
+    if isinstance(texts, (str, bytes)):
+        raise ValueError(
+            f"train_tokenizer expects an iterable of texts (formatted histories and item texts), got one string "
+            f"{texts[:60]!r}; it would learn from its characters. Pass [text], or a list of texts."
+        )
     if truncation_side not in ("left", "right"):
         raise ValueError(f"train_tokenizer: truncation_side must be 'left' or 'right', got {truncation_side!r}.")
 
@@ -45,8 +50,11 @@ def train_tokenizer(
     def counted(stream: Iterable[str]) -> Iterator[str]:
         nonlocal seen
         for text in stream:
+            if not isinstance(text, str):
+                raise ValueError(f"train_tokenizer: text {seen} is a {type(text).__name__} ({text!r:.60}), expected a "
+                                 "string.")
             seen += 1
-            yield text
+            yield replace_lone_surrogates(text)
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
