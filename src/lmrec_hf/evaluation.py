@@ -43,8 +43,17 @@ def ranks_from_scores(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     return (scores >= target_scores).sum(dim=1) - 1
 
 
+def check_ks(ks) -> tuple[int, ...]:
+    """The cutoffs of Recall@k and NDCG@k: positive integers (recall@0 is 0 for every model)."""
+    ks = list(ks) if isinstance(ks, (list, tuple, set)) else [ks]
+    if not ks or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
+        raise ValueError(f"cutoffs `ks` must be positive integers, got {ks!r}; e.g. ks=(5, 10, 20, 50).")
+    return tuple(int(k) for k in ks)
+
+
 def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, ks=DEFAULT_KS) -> dict[str, float]:
     """Recall@k (hit rate, one target per user), NDCG@k and MRR@k from 0-based ranks."""
+    ks = check_ks(ks)
     ranks = torch.as_tensor(ranks, dtype=torch.float64)
     if ranks.numel() == 0:
         raise ValueError("metrics_from_ranks: no ranks given; the evaluation split has no users.")
@@ -104,6 +113,9 @@ def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_len
 
 def eval_targets(data: RecData, split: str, max_users: int | None = None, seed: int = 0):
     """The evaluated users' (rows, positions, targets) of a split: all of them, or a seeded sample of `max_users`."""
+    if max_users is not None and (isinstance(max_users, bool) or not isinstance(max_users, (int, np.integer))
+                                  or max_users < 1):
+        raise ValueError(f"max_users must be a positive integer or None (every user), got {max_users!r}.")
     pairs = eval_pairs(data, split)
     rows, positions = pairs["user_row"][:], pairs["position"][:]
     if max_users is not None and max_users < len(rows):
@@ -127,6 +139,7 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
     check_ranking_protocol(protocol)
     model.eval()
     max_length = min(max_length, model.config.n_positions)  # a checkpoint trained on shorter inputs has no more
+    ks = check_ks(ks)
     rows, positions, targets = eval_targets(data, split, max_users, seed)
     texts = data.item_texts
     histories = [format_history([texts[i] for i in history_items(data, r, p, max_history_items)])
@@ -146,6 +159,7 @@ def evaluate_scorer(score_users, data: RecData, split: str = "test", ks=DEFAULT_
     such as the ID transformer.
     """
     check_ranking_protocol(protocol)
+    ks = check_ks(ks)
     rows, positions, targets = eval_targets(data, split, max_users, seed)
     return _rank_all(lambda start, stop: score_users(rows[start:stop], positions[start:stop]), data, rows, positions,
                      targets, ks, protocol, mask_history, negatives, seed, num_negatives)
@@ -182,6 +196,7 @@ def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS, proto
     counts = np.zeros(len(data.items), dtype=np.float64)
     for _, seq in split_sequences(data, "train"):
         np.add.at(counts, seq, 1)
+    ks = check_ks(ks)
     rows, positions, targets = eval_targets(data, split, max_users, seed)
     if protocol == "full" and not mask_history:
         # Every user sees the same scores: a target's rank is the number of other items counted at least as often.

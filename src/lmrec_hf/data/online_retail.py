@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .readers import read_table, require_columns
-from .records import RecData, build_data, default_cache_dir, k_core, reindex
+from .records import RecData, build_data, check_k_core, default_cache_dir, k_core, reindex
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def prepare_online_retail(csv_path: str | os.PathLike, k: int = 5) -> RecData:
     """
     import pandas as pd
 
+    check_k_core(k)
     csv_path = Path(csv_path)
     frame = read_table(csv_path, dtype=str, keep_default_na=False)
     require_columns(frame, ONLINE_RETAIL_COLUMNS, csv_path)

@@ -7,13 +7,14 @@ import gzip
 import json
 import logging
 import os
+import zlib
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from ..formatting_lmrec import clean_item_text
-from .records import RecData, build_data, k_core, reindex
+from .records import RecData, build_data, check_k_core, k_core, reindex
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +23,54 @@ logger = logging.getLogger(__name__)
 # Reading files with line numbers in every error
 
 
-def open_text(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+DAMAGED = (UnicodeDecodeError, EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def damaged_file_error(path: Path, error: BaseException) -> ValueError:
+    """Our error for a file that is not UTF-8 (naming the line) or a gzip file cut short or corrupt."""
+    if isinstance(error, UnicodeDecodeError):
+        line, column, byte = _first_bad_byte(path)
+        return ValueError(f"{path}, line {line}: not UTF-8 text (byte {byte:#04x} at column {column}). Save the "
+                          "file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or fix that line.")
+    return ValueError(f"{path}: the gzip file is truncated or corrupt ({type(error).__name__}: {error}). Copy or "
+                      "download it again.")
+
+
+def _first_bad_byte(path: Path) -> tuple[int, int, int]:
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        return 0, 0, 0
+    except UnicodeDecodeError as error:
+        start = error.start
+    return raw.count(b"\n", 0, start) + 1, start - raw.rfind(b"\n", 0, start), raw[start]
+
+
+class open_text:
+    """A UTF-8 text file, gzipped or not, whose read errors name the file and line (`damaged_file_error`)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.handle = (gzip.open(self.path, "rt", encoding="utf-8", newline="") if self.path.suffix == ".gz"
+                       else open(self.path, encoding="utf-8", newline=""))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.handle.close()
+
+    def __iter__(self):
+        try:
+            yield from self.handle
+        except DAMAGED as error:
+            raise damaged_file_error(self.path, error) from error
+
+    def readline(self) -> str:
+        try:
+            return self.handle.readline()
+        except DAMAGED as error:
+            raise damaged_file_error(self.path, error) from error
 
 
 def find_file(directory: Path, stem: str, required: bool = True) -> Path | None:
@@ -168,6 +213,8 @@ def read_table(path: Path, **kwargs):
         return pd.read_csv(path, sep=separator, **kwargs)
     except pd.errors.ParserError as error:
         raise ValueError(f"{path}: cannot parse the table ({error}). Fix or remove that line.") from error
+    except DAMAGED as error:
+        raise damaged_file_error(path, error) from error
 
 
 def read_jsonl(path: Path):
@@ -221,6 +268,7 @@ def load_interactions(
     ...                          timestamp_column="ts", text_column="title", item_key_column="sku")
     ```
     """
+    check_k_core(k_core_min, "k_core_min")
     interactions, item_texts = Path(interactions), Path(item_texts)
     frame = read_table(interactions)
     if timestamp_column is not None and timestamp_column not in frame.columns:

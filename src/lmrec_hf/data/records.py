@@ -58,13 +58,22 @@ class RecData:
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes a prepared folder (`users/`, `items/`, `meta.json`) that `load_prepared` reads back."""
-        path = Path(path)
+        path = check_output_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         self.users.save_to_disk(str(path / "users"))
         self.items.save_to_disk(str(path / "items"))
         meta = {"name": self.name, "protocol": self.protocol, "ordered": self.ordered, "info": self.info,
                 **self.stats()}
         (path / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """Where a prepared folder goes: a new path or a folder, never an existing file (which is left as it is)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"Cannot write the prepared data to {path}: it is a file, and the prepared data is a "
+                         "folder. Pass a new folder path (the file is left as it is).")
+    return path
 
 
 def load_prepared(path: str | os.PathLike) -> RecData:
@@ -137,6 +146,11 @@ def build_data(name, sequences: dict, item_keys: list, texts: list[str], missing
     return data
 
 
+def check_k_core(k, name: str = "k") -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{name} must be an integer >= 1 (1 keeps every user and item), got {k!r}.")
+
+
 def k_core(sequences: dict, k: int) -> dict:
     """Drops users and items with fewer than k interactions, repeatedly, until none is left below k."""
     if k <= 1:
@@ -167,7 +181,7 @@ def reindex(sequences: dict, item_text: dict) -> tuple[dict, list, list[str]]:
 
 
 # Part of the cache key: bump it when processing changes, so stale prepared folders are not reused.
-PREPARED_FORMAT_VERSION = 2
+PREPARED_FORMAT_VERSION = 3  # 3: special-token markup and lone surrogates escaped in item texts
 
 
 def cache_key(path: Path, fmt: str, options: dict) -> str:
