@@ -9,6 +9,17 @@ import sys
 from pathlib import Path
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _presets(args: argparse.Namespace) -> int:
     import torch
 
@@ -34,7 +45,9 @@ def _presets(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     from .data import load_data, split_users
+    from .data.records import check_output_folder
 
+    check_output_folder(args.output)  # before the work, not after it
     options = {}
     if args.items:
         options.update(items=args.items, user_column=args.user_column, item_column=args.item_column,
@@ -89,12 +102,12 @@ def print_result_table(result: dict) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from .checkpoints import check_checkpoint_dir
     from .data import load_data, resolve_data_path
     from .model_card import LMRecModelCardData
     from .runner import evaluate_checkpoint
 
-    if not Path(args.model_dir).exists():
-        raise SystemExit(f"lmrec-hf evaluate: model folder {args.model_dir} does not exist.")
+    check_checkpoint_dir(args.model_dir)
     data = load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir)
     result, negatives = evaluate_checkpoint(
         args.model_dir, data, args.split, ks=args.ks, protocol=args.protocol, mask_history=args.mask_history,
@@ -119,10 +132,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _card(args: argparse.Namespace) -> int:
+    from .checkpoints import check_checkpoint_dir
     from .model_card import LMRecModelCardData, render_model_card, validate_model_card
 
-    if not (Path(args.model_dir) / "config.json").exists():
-        raise SystemExit(f"lmrec-hf card: {args.model_dir} is not a checkpoint folder (no config.json).")
+    check_checkpoint_dir(args.model_dir)
     card_data = LMRecModelCardData.from_model_dir(args.model_dir)
     for path in args.eval_results:
         card_data.add_evaluation(json.loads(Path(path).read_text()))
@@ -183,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--text-column", default="text")
     prepare.add_argument("--item-key-column", default=None, help="item id column of the item table "
                                                                  "(default: --item-column)")
-    prepare.add_argument("--k-core", type=int, default=5)
+    prepare.add_argument("--k-core", type=positive_int, default=5, help="drop users and items with fewer "
+                                                                        "interactions, repeatedly (1 keeps all)")
     prepare.add_argument("--missing-text", default="drop", choices=["drop", "error"])
     prepare.add_argument("--cache-dir", default=None)
     prepare.set_defaults(func=_prepare)
@@ -198,17 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="data folder or file ('online-retail' finds Online Retail)")
     evaluate.add_argument("--format", default="auto")
     evaluate.add_argument("--split", default="test", choices=["valid", "test"])
-    evaluate.add_argument("--max-users", type=int, default=None)
-    evaluate.add_argument("--max-length", type=int, default=256, help="tokens per history (capped at the "
+    evaluate.add_argument("--max-users", type=positive_int, default=None, help="score a seeded sample of users")
+    evaluate.add_argument("--max-length", type=positive_int, default=256, help="tokens per history (capped at the "
                                                                       "model's n_positions)")
-    evaluate.add_argument("--max-history-items", type=int, default=50)
+    evaluate.add_argument("--max-history-items", type=positive_int, default=50)
     evaluate.add_argument("--protocol", default="full", choices=["full", "sampled"],
                           help="full ranking, or the target among 100 sampled negatives (drawn once from --seed)")
     evaluate.add_argument("--negatives-file", help="a .npy of sampled negatives saved by an earlier run")
-    evaluate.add_argument("--num-negatives", type=int, default=100, help="negatives per user for --protocol sampled")
+    evaluate.add_argument("--num-negatives", type=positive_int, default=100,
+                          help="negatives per user for --protocol sampled")
     evaluate.add_argument("--mask-history", action="store_true", help="drop each user's earlier items from its "
                                                                        "ranking (off by default; always recorded)")
-    evaluate.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20, 50])
+    evaluate.add_argument("--ks", type=positive_int, nargs="+", default=[5, 10, 20, 50])
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the JSON record here")
     evaluate.add_argument("--cache-dir", default=None)

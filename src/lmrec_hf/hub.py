@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .catalog import build_catalog, example_items, read_catalog_files
+from .checkpoints import check_checkpoint_dir
 from .model_card import LMRecModelCardData, render_model_card, validate_model_card
 
 logger = logging.getLogger(__name__)
@@ -71,10 +72,10 @@ def prepare_push(model_dir: str | Path, repo_id: str, data: str | None = None, e
     folder: the checkpoint files, the catalog (saved beside the checkpoint, or built from `data`), and README.md
     rendered from lmrec_card.json plus the `eval_results` records, validated.
     """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise HubPushError(f"Model folder {model_dir} does not exist. Pass the folder `lmrec-hf train` saved, "
-                           "e.g. outputs/demo/model.")
+    try:
+        model_dir = check_checkpoint_dir(model_dir)
+    except (FileNotFoundError, ValueError) as error:
+        raise HubPushError(f"{error} Nothing was uploaded.") from error
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise HubPushError(f"--repo-id must look like ORG/NAME, got {repo_id!r}.")
     uploads: dict[str, bytes | Path] = {p.name: p for p in files_to_upload(model_dir)}

@@ -14,6 +14,7 @@ from transformers import AutoTokenizer
 
 from .arguments import DataArguments, ModelArguments, check_tokenizer_source
 from .catalog import build_catalog, example_items, write_catalog
+from .checkpoints import check_checkpoint_dir, check_same_shape, load_resume_tokenizer, resume_checkpoint
 from .configuration_lmrec import LMRecConfig
 from .data import SPLIT_PROTOCOLS, RecData, lm_texts, load_data, resolve_data_path, split_users
 from .evaluation import evaluate_model, evaluate_popularity, evaluation_record
@@ -83,11 +84,12 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     data = _load_task(data_args, args.seed)
     agnostic = [load_data(path, "auto", cache_dir=data_args.cache_dir) for path in data_args.agnostic]
     lm_stream = build_lm_stream(data, agnostic, data_args.task_lm_ratio, args.seed)
-    tokenizer, model = _tokenizer_and_model(model_args, args, data, lm_stream)
+    checkpoint = resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    tokenizer, model = _tokenizer_and_model(model_args, args, data, lm_stream, checkpoint)
     logger.info("Model: %s, %.2fM parameters", model_args.preset, model.num_parameters() / 1e6)
 
     trainer = LMRecTrainer.from_data(model, args, tokenizer, data, objective, lm_texts=lm_stream)
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_time = time.time() - start
 
     model_dir = Path(args.output_dir) / "model"
@@ -113,18 +115,35 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     return result
 
 
-def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArguments, data: RecData, lm_stream):
-    """The checkpoint to start from (`init_from`), or a new tokenizer trained on the data and a new model."""
+def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArguments, data: RecData, lm_stream,
+                         checkpoint: Path | None = None):
+    """
+    The checkpoint to start from (`init_from`), or a new tokenizer trained on the data and a new model. A resumed
+    run (`checkpoint`) takes the tokenizer saved in the checkpoint, since its weights are tied to that token mapping,
+    and must build a model of the checkpoint's shape.
+    """
+    tokenizer = load_resume_tokenizer(checkpoint) if checkpoint else None
     if model_args.init_from:
-        return (AutoTokenizer.from_pretrained(model_args.init_from),
-                LMRecForJointModeling.from_pretrained(model_args.init_from))
-    corpus = tokenizer_corpus(data, lm_stream, model_args.tokenizer_source, model_args.tokenizer_texts, args.seed)
-    tokenizer = train_tokenizer(corpus, vocab_size=model_args.vocab_size, model_max_length=args.max_length)
+        init = check_checkpoint_dir(model_args.init_from)
+        model = LMRecForJointModeling.from_pretrained(init)
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(init)
+    else:
+        if tokenizer is None:
+            corpus = tokenizer_corpus(data, lm_stream, model_args.tokenizer_source, model_args.tokenizer_texts,
+                                      args.seed)
+            tokenizer = train_tokenizer(corpus, vocab_size=model_args.vocab_size, model_max_length=args.max_length)
+        model = _new_model(model_args, args, tokenizer)
+    if checkpoint:
+        check_same_shape(checkpoint, model.config)
+    return tokenizer, model
+
+
+def _new_model(model_args: ModelArguments, args: LMRecTrainingArguments, tokenizer) -> LMRecForJointModeling:
     overrides = {"vocab_size": len(tokenizer), "n_positions": model_args.n_positions or args.max_length,
                  "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
     if model_args.dropout is not None:
         overrides.update(resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout, attn_pdrop=model_args.dropout)
-    return tokenizer, LMRecForJointModeling(LMRecConfig.from_preset(model_args.preset, **overrides))
+    return LMRecForJointModeling(LMRecConfig.from_preset(model_args.preset, **overrides))
 
 
 def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test", ks=(5, 10, 20, 50),
@@ -145,6 +164,7 @@ def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test
     from transformers import AutoModelForCausalLM
 
     start = time.time()
+    model_dir = check_checkpoint_dir(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     if device is not None:
