@@ -12,8 +12,12 @@ The default is the folder `make demo` writes. Run locally with `make space`.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import json
+import math
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ MAX_ITEM_CHARS = 300
 MAX_TOP_K = 50
 MAP_POINTS = 1500  # catalog items drawn on the map (a fixed sample, so the map stays fast for big catalogs)
 CONCURRENCY = 8
+MAX_VECTOR_FILES = 2 * CONCURRENCY  # user-vector files kept on disk: more than the requests in flight
 MAP_COLORS = {"catalog": "#c8c8c8", "your history": "#1f77b4", "recommended": "#ff7f0e", "you": "#000000"}
 CATALOG_FILES = ("catalog/items.json", "catalog/item_embeddings.safetensors", "catalog/examples.json")
 
@@ -57,7 +62,8 @@ class LoadedModel:
 
 
 _MODELS: dict[str, LoadedModel] = {}
-_LOAD_LOCK = threading.Lock()
+_LOCKS_LOCK = threading.Lock()  # held only to look up a model's own lock, never while loading
+_LOAD_LOCKS: dict[str, threading.Lock] = {}
 
 
 def _split_revision(name: str) -> tuple[str, str | None]:
@@ -107,12 +113,19 @@ def _catalog_paths(name: str, revision: str | None) -> list[Path]:
 
 
 def load_model(name: str) -> LoadedModel:
-    """Loads (once) the pipeline and the catalog of a repo id or folder."""
-    name = (name or "").strip()
+    """
+    Loads (once) the pipeline and the catalog of a repo id or folder. Each name loads under its own lock, so a slow
+    or failing load (an unknown repo id while the Hub client retries) holds only the requests for that name.
+    """
+    name = (name or "").strip() if isinstance(name, str) or name is None else None
     if not name:
         raise FriendlyError("No model given. Type a Hub repo id like org/lmrec-demo or a checkpoint folder.")
-    with _LOAD_LOCK:
-        if name in _MODELS:
+    if name in _MODELS:
+        return _MODELS[name]
+    with _LOCKS_LOCK:
+        lock = _LOAD_LOCKS.setdefault(name, threading.Lock())
+    with lock:
+        if name in _MODELS:  # loaded by the request this one waited for
             return _MODELS[name]
         repo, revision = _split_revision(name)
         items_path, embeds_path, examples_path = _catalog_paths(repo, revision)
@@ -136,9 +149,18 @@ def load_model(name: str) -> LoadedModel:
         return loaded
 
 
-def parse_history(picked: list[str] | None, typed: str | None) -> list[str]:
-    """The history, oldest first: the picked catalog items, then the typed titles (one per line)."""
-    history = list(picked or []) + [line.strip() for line in (typed or "").splitlines() if line.strip()]
+def parse_history(picked: list[str] | str | None, typed: str | None) -> list[str]:
+    """The history, oldest first: the picked catalog items, then the typed titles (one per line). Blank picks and
+    blank lines are skipped."""
+    if isinstance(picked, str):  # a single pick may come as a bare string
+        picked = [picked]
+    if not isinstance(typed, (str, type(None))):
+        raise FriendlyError(f"The typed titles must be text, got {type(typed).__name__}.")
+    for value in picked or []:
+        if value is not None and not isinstance(value, str):
+            raise FriendlyError(f"A picked item must be an item title, got {type(value).__name__}: {value!r:.60}.")
+    history = [p.strip() for p in picked or [] if p and p.strip()]
+    history += [line.strip() for line in (typed or "").splitlines() if line.strip()]
     if not history:
         raise FriendlyError("The history is empty. Pick at least one item from the catalog, or type an item title "
                             "(one per line).")
@@ -150,6 +172,18 @@ def parse_history(picked: list[str] | None, typed: str | None) -> list[str]:
             raise FriendlyError(f"Item {number} is {len(text)} characters long; this demo takes at most "
                                 f"{MAX_ITEM_CHARS} per item. Shorten it to the item's title.")
     return history
+
+
+def parse_top_k(top_k) -> int:
+    """The slider's value as a whole number from 1 to MAX_TOP_K; anything else is said in words."""
+    try:
+        value = float(top_k)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or not value.is_integer() or not 1 <= value <= MAX_TOP_K:
+        raise FriendlyError(f"How many recommendations: expected a whole number from 1 to {MAX_TOP_K}, got "
+                            f"{top_k!r}. Set the slider again.")
+    return int(value)
 
 
 def recommend_for(loaded: LoadedModel, history: list[str], top_k: int, exclude_history: bool):
@@ -190,15 +224,42 @@ def _map(loaded: LoadedModel, user: torch.Tensor, top: list[int], seen: list[int
     return pd.concat(frames, ignore_index=True)
 
 
+_VECTOR_DIR: Path | None = None
+_VECTOR_LOCK = threading.Lock()
+
+
 def _vector_file(loaded: LoadedModel, history: list[str], user: torch.Tensor, feature) -> str:
+    """
+    The user vector as a JSON file for the download box. Files go to one folder of this Space, named by their
+    content (a repeated request reuses its file); the newest MAX_VECTOR_FILES are kept (Gradio copies each into its
+    own cache when the response is sent, so an older one is no longer needed), and the folder goes when the Space
+    exits.
+    """
+    global _VECTOR_DIR
     payload = {"model": loaded.name, "history": history, "user_feature": [round(x, 6) for x in feature],
                "user_embedding": [round(x, 6) for x in user.tolist()],
                "note": "user_feature is z_u (the EOS hidden state); user_embedding is W_u z_u, which scores items by "
                        "dot product with catalog/item_embeddings.safetensors."}
-    handle = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="lmrec_user_", delete=False)
-    with handle:
-        json.dump(payload, handle)
-    return handle.name
+    text = json.dumps(payload)
+    with _VECTOR_LOCK:
+        if _VECTOR_DIR is None or not _VECTOR_DIR.is_dir():
+            _VECTOR_DIR = Path(tempfile.mkdtemp(prefix="lmrec_space_"))
+        path = _VECTOR_DIR / f"lmrec_user_{hashlib.sha1(text.encode('utf-8')).hexdigest()[:16]}.json"
+        path.write_text(text, encoding="utf-8")
+        files = sorted(_VECTOR_DIR.glob("lmrec_user_*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for old in files[:-MAX_VECTOR_FILES]:
+            old.unlink(missing_ok=True)
+    return str(path)
+
+
+@atexit.register
+def remove_vector_files() -> None:
+    """Removes this Space's folder of user-vector files (at exit)."""
+    global _VECTOR_DIR
+    with _VECTOR_LOCK:
+        if _VECTOR_DIR is not None:
+            shutil.rmtree(_VECTOR_DIR, ignore_errors=True)
+        _VECTOR_DIR = None
 
 
 def recommend(model_name: str, picked: list[str], typed: str, top_k: float, exclude_history: bool):
@@ -206,9 +267,11 @@ def recommend(model_name: str, picked: list[str], typed: str, top_k: float, excl
     try:
         loaded = load_model(model_name)
         history = parse_history(picked, typed)
-        rows, user, feature, top, seen = recommend_for(loaded, history, int(top_k), exclude_history)
+        rows, user, feature, top, seen = recommend_for(loaded, history, parse_top_k(top_k), bool(exclude_history))
     except FriendlyError as error:
         raise gr.Error(str(error), print_exception=False) from None
+    except ValueError as error:  # the pipeline's own checks on a history (e.g. an empty item), already in words
+        raise gr.Error(f"The history could not be read: {error}", print_exception=False) from None
     catalog = set(loaded.texts)
     unseen = [t for t in history if t not in catalog]
     status = (f"{len(history)} items in the history" + (f", {len(unseen)} of them typed titles not in the catalog "
@@ -253,7 +316,8 @@ def build_demo(model_name: str = DEFAULT_MODEL) -> gr.Blocks:
         texts, examples, status = loaded.texts, loaded.examples, f"Loaded {loaded.name}: {len(loaded.texts):,} items."
     except FriendlyError as error:  # the page still opens and says what is wrong
         texts, examples, status = [], [], f"**Could not load the default model.** {error}"
-    with gr.Blocks(title="LMRec recommendations") as demo:
+    # delete_cache: Gradio removes its copies of served files (the user vectors) after an hour.
+    with gr.Blocks(title="LMRec recommendations", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# LMRec: recommendations from a history written as text\n"
                     "Pick items you bought or viewed (oldest first), or type item titles, then **Recommend**. "
                     "Typed titles need not be in the catalog: everything is text, so new items work too.")
