@@ -133,8 +133,8 @@ def test_booleans_and_enums_are_parsed_strictly(tmp_path):
 
 
 @case("2", "runner.py, checkpoints.py", "a resume retrained the tokenizer, so the resumed weights ran under "
-      "another token mapping", "a resume loads the tokenizer saved in the checkpoint, logs that it did, and ends "
-      "where the uninterrupted run ends")
+      "another token mapping", "a resume loads the tokenizer saved in the checkpoint, warns that it did (the "
+      "recipe's tokenizer keys do not apply), and ends where the uninterrupted run ends")
 def test_resume_loads_the_checkpoint_tokenizer(toy_folder, tmp_path, caplog):
     import shutil
 
@@ -144,10 +144,10 @@ def test_resume_loads_the_checkpoint_tokenizer(toy_folder, tmp_path, caplog):
     shutil.rmtree(tmp_path / "resumed" / "checkpoint-4")
     shutil.rmtree(tmp_path / "resumed" / "model")
     # The same run resumed with another tokenizer sample (it would train another tokenizer) and vocabulary size.
-    with caplog.at_level(logging.INFO, logger="lmrec_hf"):
+    with caplog.at_level(logging.WARNING, logger="lmrec_hf"):
         _train(toy_folder, tmp_path / "resumed", tokenizer_texts=2, vocab_size=290,
                resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
-    assert "loaded the tokenizer saved in" in caplog.text and "checkpoint-2" in caplog.text
+    assert "checkpoint-2: loaded the tokenizer saved in it" in caplog.text
     tokenizer_json = (tmp_path / "resumed" / "checkpoint-2" / "tokenizer.json").read_text()
     assert (tmp_path / "resumed" / "model" / "tokenizer.json").read_text() == tokenizer_json
     assert _same_weights(tmp_path / "straight" / "model", tmp_path / "resumed" / "model")
@@ -352,8 +352,10 @@ def test_checkpoint_folders_are_checked_before_loading(tmp_path, capsys, space_c
     (broken / "config.json").write_text(text[: len(text) // 2])
     code, out = _cli(capsys, "evaluate", str(broken), "--data", str(toy_folder))
     assert code == 1 and "config.json is not valid JSON" in out and "truncated" in out
+    before = {p.name: p.read_bytes() for p in broken.rglob("*") if p.is_file()}
     code, out = _cli(capsys, "push", str(broken), "--repo-id", "org/x", "--token", "hf_x")
     assert code == 1 and "config.json is not valid JSON" in out
+    assert {p.name: p.read_bytes() for p in broken.rglob("*") if p.is_file()} == before  # a failed push writes nothing
     code, out = _cli(capsys, "push", str(broken / "config.json"), "--repo-id", "org/x", "--token", "hf_x")
     assert code == 1 and "is a file, not a checkpoint folder" in out and str(broken) in out
 

@@ -130,7 +130,7 @@ def load_resume_tokenizer(checkpoint: Path):
                        checkpoint)
         return None
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    logger.info("Resuming from %s: loaded the tokenizer saved in %s (%d tokens) instead of training one; the "
-                "recipe's vocab_size, tokenizer_texts and tokenizer_source do not apply to a resumed run.",
-                checkpoint, checkpoint, len(tokenizer))
+    logger.warning("Resuming from %s: loaded the tokenizer saved in it (%d tokens) instead of training one; the "
+                   "recipe's vocab_size, tokenizer_texts and tokenizer_source do not apply to a resumed run.",
+                   checkpoint, len(tokenizer))
     return tokenizer
