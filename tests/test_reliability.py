@@ -130,6 +130,8 @@ def test_booleans_and_enums_are_parsed_strictly(tmp_path):
         load_train_config(None, ["--eval_strategy", "maybe"])
     _, _, _, args = load_train_config(None, ["--eval_strategy", "no"])
     assert args.eval_strategy == "no"
+    with pytest.raises(ValueError, match=r"`lr_scheduler_type` must be one of \['linear', .*got 'cosine_min'"):
+        load_train_config(None, {"lr_scheduler_type": "cosine_min"})
 
 
 @case("2", "runner.py, checkpoints.py", "a resume retrained the tokenizer, so the resumed weights ran under "

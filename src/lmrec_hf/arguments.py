@@ -118,11 +118,15 @@ _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 def _field_types(classes) -> dict:
+    from transformers import SchedulerType
+
     kinds = {}
     for cls in classes:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             kinds[f.name] = hints.get(f.name, f.type)
+    # typed `str` here although only the scheduler names work: checked like the enum-typed fields
+    kinds["lr_scheduler_type"] = SchedulerType | str
     return kinds
 
 
