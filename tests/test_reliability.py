@@ -130,6 +130,8 @@ def test_booleans_and_enums_are_parsed_strictly(tmp_path):
         load_train_config(None, ["--eval_strategy", "maybe"])
     _, _, _, args = load_train_config(None, ["--eval_strategy", "no"])
     assert args.eval_strategy == "no"
+    data_args = load_train_config(None, ["--eval_split", ""])[1]
+    assert data_args.eval_split == ""  # an empty value on the command line is the empty string, not null
     with pytest.raises(ValueError, match=r"`lr_scheduler_type` must be one of \['linear', .*got 'cosine_min'"):
         load_train_config(None, {"lr_scheduler_type": "cosine_min"})
 

@@ -105,7 +105,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
         else:
             raise ValueError(f"--{key} needs a value.")
         try:
-            parsed = yaml.safe_load(value)
+            parsed = yaml.safe_load(value) if value.strip() else value  # `--eval_split ''` is the empty string
         except yaml.YAMLError:
             parsed = value  # not YAML (e.g. an unbalanced bracket): the field's type check below judges it
         if isinstance(parsed, bool) and value.strip().lower() not in ("true", "false"):
