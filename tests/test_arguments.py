@@ -53,7 +53,9 @@ def test_every_recipe_parses(recipe):
     path = RECIPES / recipe
     # A GPU recipe asks for bf16, which TrainingArguments refuses on a machine without a GPU unless use_cpu is set.
     cpu = ["--use_cpu", "true"] if recipe.endswith("-gpu.yaml") else []
-    model_args, data_args, objective, args = load_train_config(str(path), ["--data", str(path.parent), *cpu])
+    # A single-task recipe gets a stand-in data folder; a pretraining recipe names its sources under ../shared.
+    data = [] if "rec_tasks" in path.read_text() else ["--data", str(path.parent)]
+    model_args, data_args, objective, args = load_train_config(str(path), [*data, *cpu])
     assert isinstance(args.learning_rate, float) and args.max_steps > 0
     assert args.bf16 == recipe.endswith("-gpu.yaml")
 
@@ -80,3 +82,25 @@ def test_objectives_that_cannot_work_are_refused_at_parse_time(tmp_path, overrid
 def test_tokenizer_source_is_checked():
     with pytest.raises(ValueError, match=r"tokenizer_source must be one of \('stream', 'task'\), got 'both'"):
         ModelArguments(tokenizer_source="both")
+
+
+def test_pretraining_sources_are_checked_at_parse_time(tmp_path):
+    """LMRec^TL recipes: an unknown corpus, LM shares that do not fit the sources, and the target among them."""
+    from .toy_data import write_unisrec
+
+    a, b, c = (str(write_unisrec(tmp_path / n, name=n)) for n in ("A", "B", "C"))
+    _, data_args, _, _ = load_train_config(None, {"rec_tasks": [a, b], "agnostic": [c],
+                                                  "lm_probabilities": [0.4, 0.4, 0.2]})
+    assert data_args.sources == [a, b, c]
+    with pytest.raises(FileNotFoundError, match=r"`agnostic`: data path nowhere/movies does not exist"):
+        load_train_config(None, {"rec_tasks": [a], "agnostic": ["nowhere/movies"]})
+    with pytest.raises(ValueError, match=r"`lm_probabilities` must sum to 1, got \[0.5, 0.4, 0.2\]"):
+        load_train_config(None, {"rec_tasks": [a, b], "agnostic": [c], "lm_probabilities": [0.5, 0.4, 0.2]})
+    with pytest.raises(ValueError, match=r"`lm_probabilities` has 2 values but there are 3 LM sources"):
+        load_train_config(None, {"rec_tasks": [a, b], "agnostic": [c], "lm_probabilities": [0.5, 0.5]})
+    with pytest.raises(ValueError, match=r"held-out target .* is also a source"):
+        load_train_config(None, {"rec_tasks": [a, b], "agnostic": [c], "holdout": [c]})
+    with pytest.raises(ValueError, match=r"give `data` \(one task\) or `rec_tasks` \(several\), not both"):
+        load_train_config(None, {"data": a, "rec_tasks": [b]})
+    _, data_args, _, _ = load_train_config(None, ["--rec_tasks", a, "--agnostic", c])
+    assert data_args.rec_tasks == [a] and data_args.agnostic == [c]  # one value on the command line is a list

@@ -172,3 +172,16 @@ def test_one_evaluation_record(tmp_path):
     assert record["data"] == {"name": data.name, "path": "somewhere", **data.stats()}
     full = evaluation_record(data, "valid", {"recall@10": 0.5}, mask_history=True)
     assert full["protocol_id"] == "full-ranking" and "masked" in full["protocol"] and "popularity" not in full
+
+
+
+def test_random_ranking_is_seeded_and_ranks_the_whole_catalogue(tmp_path):
+    from lmrec_hf.data import load_unisrec
+    from lmrec_hf.evaluation import evaluate_random
+
+    from .toy_data import write_unisrec
+
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    first = evaluate_random(data, "test", ks=(1, 8), seed=1)
+    assert first == evaluate_random(data, "test", ks=(1, 8), seed=1)
+    assert first["recall@8"] == 1.0 and first["users"] == 3  # 8 items: every target is in the top 8

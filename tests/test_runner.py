@@ -54,3 +54,25 @@ def test_train_then_evaluate_give_one_record(toy, tmp_path):
     assert set(record) >= {"data", "split", "protocol", "protocol_id", "mask_history", "lmrec", "popularity",
                            "model", "seed", "git_commit", "wall_time_s"}
     assert "negatives" not in record["lmrec"] and "negatives" not in record["popularity"]
+
+
+def test_multi_task_pretraining_scores_the_held_out_target_zero_shot(tmp_path):
+    """LMRec^TL: two rec tasks and an LM-only corpus at recipe shares, a held-out target scored after training."""
+    a = write_unisrec(tmp_path / "a", name="Alpha")
+    b = write_unisrec(tmp_path / "b", name="Beta", texts={i: f"beta thing {i}" for i in range(8)})
+    c = write_unisrec(tmp_path / "c", name="Gamma", texts={i: f"gamma gadget {i}" for i in range(8)})
+    target = write_unisrec(tmp_path / "d", name="Delta", texts={i: f"delta widget {i}" for i in range(8)})
+    overrides = {"rec_tasks": [str(a), str(b)], "agnostic": [str(c)], "lm_probabilities": [0.4, 0.4, 0.2],
+                 "holdout": [str(target)], "preset": "1.7m", "vocab_size": 300, "max_steps": 2, "lm_batch_size": 2,
+                 "rec_batch_size": 2, "max_length": 64, "output_dir": str(tmp_path / "run"), "use_cpu": True,
+                 "eval_strategy": "no", "save_strategy": "no", "disable_tqdm": True, "eval_split": "",
+                 "report_to": "none", "tokenizer_texts": 50}
+    result = train_from_args(*load_train_config(None, overrides))
+    assert result["data"]["name"] == "Alpha+Beta" and result["data"]["items"] == 16
+    zero_shot = result["zero_shot"]
+    assert zero_shot["zero_shot"] and zero_shot["data"]["name"] == "Delta" and zero_shot["split"] == "test"
+    assert {"lmrec", "popularity", "random"} <= set(zero_shot) and zero_shot["lmrec"]["users"] == 3
+    tokens = json.loads((tmp_path / "run" / "model" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert not any("delta" in token or "widget" in token for token in tokens)  # the target never reached the tokenizer
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "Delta (zero-shot)" in card

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .configuration_lmrec import LMREC_PRESETS
-from .data import FORMATS, ONLINE_RETAIL_ALIAS, SPLIT_PROTOCOLS
+from .data import FORMATS, ONLINE_RETAIL_ALIAS, SPLIT_PROTOCOLS, same_source
 from .losses import RecObjective
 from .training_args import LMRecTrainingArguments
 
@@ -56,8 +56,17 @@ class DataArguments:
                                                      "'online-retail' finds the Online Retail table."})
     data_format: str = field(default="auto", metadata={"help": "auto, prepared, unisrec, online-retail, interactions."})
     protocol: str = field(default="leave_one_out", metadata={"help": "leave_one_out or user_split (80/10/10)."})
+    rec_tasks: list[str] = field(default_factory=list, metadata={
+        "help": "LMRec^TL pretraining: several recommendation tasks (data folders or 'online-retail'), trained as "
+                "one catalogue of namespaced items (`combine_tasks`). Replaces `data`."})
     agnostic: list[str] = field(default_factory=list, metadata={"help": "Task-agnostic corpora for the LM stream."})
     task_lm_ratio: float = field(default=1.0, metadata={"help": "Share of the LM stream from the task itself."})
+    lm_probabilities: list[float] = field(default_factory=list, metadata={
+        "help": "Share of the LM stream of each source, in order: each rec task (`data`, or `rec_tasks`), then each "
+                "`agnostic` corpus; they must sum to 1. Empty: the rec task(s) share `task_lm_ratio`."})
+    holdout: list[str] = field(default_factory=list, metadata={
+        "help": "Target domains kept out of training, the tokenizer included: refused among the sources. The first "
+                "is scored zero-shot after training (full ranking, beside popularity and random)."})
     eval_split: str = field(default="test", metadata={"help": "Split scored after training (valid or test)."})
     eval_max_users: int | None = field(default=None, metadata={"help": "Score a seeded sample of users (None: all)."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where processed data is cached."})
@@ -73,6 +82,32 @@ class DataArguments:
         _check_choice("eval_split", self.eval_split, list(EVAL_SPLITS), "'' scores nothing after training")
         if not 0.0 <= self.task_lm_ratio <= 1.0:
             raise ValueError(f"`task_lm_ratio` must be in [0, 1], got {self.task_lm_ratio!r}.")
+        if self.data and self.rec_tasks:
+            raise ValueError(f"give `data` (one task) or `rec_tasks` (several), not both; got data={self.data!r} and "
+                             f"rec_tasks={self.rec_tasks!r}.")
+        if self.lm_probabilities:
+            self._check_lm_probabilities()
+        for target in self.holdout:
+            for source in self.sources:
+                if same_source(target, source):
+                    raise ValueError(f"the held-out target {target!r} is also a source ({source!r}); a held-out "
+                                     "domain must never enter training or the tokenizer. Remove it from `data`, "
+                                     "`rec_tasks` or `agnostic`.")
+
+    @property
+    def sources(self) -> list[str]:
+        """Every training source, rec tasks first: what `lm_probabilities` are given for, in order."""
+        return ([self.data] if self.data else []) + list(self.rec_tasks) + list(self.agnostic)
+
+    def _check_lm_probabilities(self) -> None:
+        probabilities, sources = self.lm_probabilities, self.sources
+        if len(probabilities) != len(sources):
+            raise ValueError(f"`lm_probabilities` has {len(probabilities)} values but there are {len(sources)} LM "
+                             f"sources, in order {sources} (the rec tasks, then `agnostic`); give one share each.")
+        if any(not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1 for p in probabilities):
+            raise ValueError(f"`lm_probabilities` must be numbers in [0, 1], got {probabilities!r}.")
+        if abs(sum(probabilities) - 1.0) > 1e-6:
+            raise ValueError(f"`lm_probabilities` must sum to 1, got {probabilities!r} (sum {sum(probabilities):g}).")
         if self.eval_max_users is not None and self.eval_max_users <= 0:
             raise ValueError(f"`eval_max_users` must be a positive integer or null (all users), got "
                              f"{self.eval_max_users!r}.")
@@ -156,6 +191,8 @@ def _coerce(key: str, value, kind):
         return raw
     if str in members and isinstance(value, str):
         return value
+    if any(typing.get_origin(m) is list for m in members):
+        return list(value) if isinstance(value, (list, tuple)) else [value]  # `--agnostic PATH` is a one-item list
     if bool in members:
         if isinstance(value, bool):
             return value
@@ -215,6 +252,16 @@ def _read_recipe(path: Path) -> dict:
     return config
 
 
+def _check_paths_exist(config: dict) -> None:
+    """An unknown data path or corpus name is refused before any data is read."""
+    for key in ("data", "rec_tasks", "agnostic", "holdout"):
+        values = config.get(key) or []
+        for value in [values] if isinstance(values, str) else values:
+            if isinstance(value, str) and value != ONLINE_RETAIL_ALIAS and not Path(value).exists():
+                raise FileNotFoundError(f"`{key}`: data path {value} does not exist. Give a data folder or file "
+                                        f"(see `lmrec-hf prepare --help`), or '{ONLINE_RETAIL_ALIAS}'.")
+
+
 def load_train_config(config_path: str | None, overrides: list[str] | dict | None = None):
     """
     A YAML recipe plus overrides (`--key value` strings from the command line, or a dict from a script) ->
@@ -245,8 +292,7 @@ def load_train_config(config_path: str | None, overrides: list[str] | dict | Non
         )
     config = _coerce_values(config, classes)
     config.setdefault("output_dir", "outputs/run")
-    if config.get("data") and config["data"] != ONLINE_RETAIL_ALIAS and not Path(config["data"]).exists():
-        raise FileNotFoundError(f"data path {config['data']} does not exist. Set `data` or pass --data PATH.")
+    _check_paths_exist(config)
     model_args, data_args, objective, training_args = HfArgumentParser(classes).parse_dict(config,
                                                                                            allow_extra_keys=False)
     objective.check_batches(training_args.mode, training_args.lm_batch_size)

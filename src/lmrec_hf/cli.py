@@ -131,6 +131,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extract(args: argparse.Namespace) -> int:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .checkpoints import check_checkpoint_dir
+    from .extraction import FeatureWriter, extract_features, history_rows, item_rows
+
+    jobs = [(kind, source, target) for kind, source, target in
+            (("user", args.histories, args.users_output), ("item", args.items, args.items_output)) if source or target]
+    if not jobs:
+        raise ValueError("nothing to extract: pass --histories with --users-output, and/or --items with "
+                         "--items-output.")
+    for kind, source, target in jobs:
+        if not source or not target:
+            raise ValueError(f"{kind} features need both --{'histories' if kind == 'user' else 'items'} and "
+                             f"--{kind}s-output.")
+    if Path(args.model).exists():
+        check_checkpoint_dir(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    if args.device:
+        model = model.to(args.device)
+    for kind, source, target in jobs:
+        writer = FeatureWriter(target, kind)
+        rows = (history_rows(source, args.split, args.max_history_items) if kind == "user" else item_rows(source))
+        outputs = tuple("z" if o == "z" else kind for o in args.outputs)
+        try:
+            for chunk in extract_features(model, tokenizer, rows, kind, outputs, batch_size=args.batch_size,
+                                          max_length=args.max_length):
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        print(f"Wrote {writer.rows:,} {kind} rows ({', '.join(args.outputs)}) to {writer.close()}")
+    return 0
+
+
 def _card(args: argparse.Namespace) -> int:
     from .checkpoints import check_checkpoint_dir
     from .model_card import LMRecModelCardData, render_model_card, validate_model_card
@@ -230,6 +266,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-card", dest="update_card", action="store_false",
                           help="do not add the result to the model folder's card (lmrec_card.json, README.md)")
     evaluate.set_defaults(func=_evaluate)
+
+    extract = commands.add_parser("extract", help="user and item features of a checkpoint, streamed to parquet or "
+                                                  "safetensors")
+    extract.add_argument("model", help="checkpoint folder or Hub repo id")
+    extract.add_argument("--histories", help="a prepared data folder, or a JSONL/CSV/parquet file with user_id and "
+                                             "history (a list of item texts, oldest first, or one formatted text)")
+    extract.add_argument("--items", help="a prepared data folder (its catalogue), or a JSONL/CSV/parquet file with "
+                                         "item_id and text")
+    extract.add_argument("--users-output", help="where user features go: a .parquet (streamed) or .safetensors file")
+    extract.add_argument("--items-output", help="where item features go: a .parquet or .safetensors file")
+    extract.add_argument("--outputs", nargs="+", default=["z", "projection"], choices=["z", "projection"],
+                         help="z (the EOS feature), projection (W_u z for users, W_i z for items), or both")
+    extract.add_argument("--split", default="all", choices=["all", "valid", "test"],
+                         help="from a prepared folder: whole sequences, or the histories before each valid or test "
+                              "target")
+    extract.add_argument("--max-history-items", type=positive_int, default=50)
+    extract.add_argument("--max-length", type=positive_int, default=None, help="tokens per text (default: the "
+                                                                               "model's n_positions, items 128)")
+    extract.add_argument("--batch-size", type=positive_int, default=64)
+    extract.add_argument("--device", default=None, help="e.g. cuda; default cpu")
+    extract.set_defaults(func=_extract)
 
     card = commands.add_parser("card", help="render (and check) the model card of a checkpoint folder")
     card.add_argument("model_dir")

@@ -187,6 +187,15 @@ def _rank_all(score_block, data, rows, positions, targets, ks, protocol, mask_hi
     return result
 
 
+def evaluate_random(data: RecData, split: str = "test", ks=DEFAULT_KS, max_users: int | None = None, seed: int = 0,
+                    **options) -> dict[str, float]:
+    """A random ranking on the same split and protocol (seeded): the floor a zero-shot model must clear."""
+    generator = torch.Generator().manual_seed(seed)
+    n_items = len(data.items)
+    return evaluate_scorer(lambda rows, _: torch.rand(len(rows), n_items, generator=generator), data, split, ks=ks,
+                           max_users=max_users, seed=seed, **options)
+
+
 def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS, protocol: str = "full",
                         mask_history: bool = False, negatives: np.ndarray | None = None, max_users: int | None = None,
                         seed: int = 0, num_negatives: int = 100) -> dict[str, float]:

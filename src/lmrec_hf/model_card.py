@@ -108,6 +108,8 @@ class LMRecModelCardData:
             "users": int(record["lmrec"].get("users", 0)),
             "metrics": metrics,
             "popularity": {k: float(v) for k, v in record.get("popularity", {}).items() if "@" in k} or None,
+            "random": {k: float(v) for k, v in record.get("random", {}).items() if "@" in k} or None,
+            "zero_shot": bool(record.get("zero_shot", False)),
             "seed": record.get("seed"),
             "git_commit": record.get("git_commit"),
         }

@@ -58,50 +58,74 @@ class LMRecFeatureExtractionPipeline(Pipeline):
         return preprocess_params, forward_params, postprocess_params
 
     def preprocess(self, inputs, max_length=None, projection=None):
-        if isinstance(inputs, str):
-            text = escape_text(inputs)
-            if not text.strip():
-                raise ValueError(f"The input text is empty ({inputs!r}); pass a formatted history or an item text, or "
-                                 "a history as a list of item texts.")
-        elif isinstance(inputs, (list, tuple)):
-            text = format_history(inputs)
-        else:
-            raise ValueError(
-                "Each input must be a formatted text (str) or a history as a list of item texts, got "
-                f"{type(inputs).__name__}: {inputs!r}."
-            )
-        limit = self.model.config.n_positions
-        if projection == "item":
-            limit = item_token_limit(self.model.config)
-            encoded = tokenize_items(self.tokenizer, [text], min(max_length or limit, limit))
-        else:
-            max_length = min(max_length or limit, limit)
-            encoded = self.tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
-        if encoded["input_ids"].shape[-1] == 0 or encoded["input_ids"][0, -1] != self.model.config.eos_token_id:
-            raise ValueError(
-                "The tokenizer did not end the text with the model's EOS token "
-                f"(id {self.model.config.eos_token_id}); load the tokenizer saved with this LMRec checkpoint."
-            )
-        return encoded
+        return encode_texts(self.tokenizer, self.model.config, [input_text(inputs)], projection, max_length)
 
     def _forward(self, model_inputs, projection=None):
-        output = self.model.base_model(
-            input_ids=model_inputs["input_ids"], attention_mask=model_inputs.get("attention_mask")
-        )
-        features = output.pooler_output  # (B, d)
-        if projection is not None:
-            head = getattr(self.model, f"{projection}_projection", None)
-            if head is None:
-                raise ValueError(
-                    f"projection={projection!r} needs the {projection} projection head, but this "
-                    f"{type(self.model).__name__} has none. Load the joint model (AutoModelForCausalLM), which the "
-                    "checkpoint's pipeline entry does by default, or call without `projection`."
-                )
-            features = head(features)
-        return {"features": features}
+        return {"features": features_of(self.model, model_inputs, projection)}
 
     def postprocess(self, model_outputs, return_tensors=False):
         features = model_outputs["features"][0]  # (d,)
         if return_tensors:
             return features
         return features.to(torch.float32).tolist()
+
+
+# The one code path from text to features, shared by the pipeline (one input per call) and `lmrec-hf extract`
+# (batches sorted by length).
+
+
+def input_text(inputs) -> str:
+    """A pipeline input as the text LMRec encodes: a formatted text (escaped) or a history (list of item texts)."""
+    if isinstance(inputs, str):
+        text = escape_text(inputs)
+        if not text.strip():
+            raise ValueError(f"The input text is empty ({inputs!r}); pass a formatted history or an item text, or "
+                             "a history as a list of item texts.")
+        return text
+    if isinstance(inputs, (list, tuple)):
+        return format_history(inputs)
+    raise ValueError(
+        "Each input must be a formatted text (str) or a history as a list of item texts, got "
+        f"{type(inputs).__name__}: {inputs!r}."
+    )
+
+
+def encode_texts(tokenizer, config, texts: list[str], projection=None, max_length=None) -> dict:
+    """
+    Tokenizes texts for feature extraction, padded to the longest: cut from the left to `n_positions` (a history:
+    the most recent items stay), or with `projection="item"` from the right to the checkpoint's item limit (the
+    title stays); the EOS is kept either way.
+    """
+    limit = config.n_positions
+    if projection == "item":
+        limit = item_token_limit(config)
+        encoded = tokenize_items(tokenizer, texts, min(max_length or limit, limit))
+    else:
+        encoded = tokenizer(list(texts), truncation=True, max_length=min(max_length or limit, limit), padding=True,
+                            return_tensors="pt")
+    ids = encoded["input_ids"]
+    last = encoded["attention_mask"].sum(-1) - 1 if "attention_mask" in encoded else torch.full((len(ids),), -1)
+    if ids.shape[-1] == 0 or bool((ids[torch.arange(len(ids)), last] != config.eos_token_id).any()):
+        raise ValueError(
+            "The tokenizer did not end the text with the model's EOS token "
+            f"(id {config.eos_token_id}); load the tokenizer saved with this LMRec checkpoint."
+        )
+    return encoded
+
+
+def projection_head(model, projection: str):
+    head = getattr(model, f"{projection}_projection", None)
+    if head is None:
+        raise ValueError(
+            f"projection={projection!r} needs the {projection} projection head, but this "
+            f"{type(model).__name__} has none. Load the joint model (AutoModelForCausalLM), which the "
+            "checkpoint's pipeline entry does by default, or call without `projection`."
+        )
+    return head
+
+
+def features_of(model, encoded: dict, projection=None) -> torch.Tensor:
+    """z (the last-layer feature at each row's EOS), or W_u z / W_i z with `projection="user"` / `"item"`."""
+    output = model.base_model(input_ids=encoded["input_ids"], attention_mask=encoded.get("attention_mask"))
+    features = output.pooler_output  # (B, d)
+    return projection_head(model, projection)(features) if projection is not None else features

@@ -16,8 +16,8 @@ from .arguments import DataArguments, ModelArguments, check_tokenizer_source
 from .catalog import build_catalog, example_items, write_catalog
 from .checkpoints import check_checkpoint_dir, check_same_shape, load_resume_tokenizer, resume_checkpoint
 from .configuration_lmrec import LMRecConfig
-from .data import SPLIT_PROTOCOLS, RecData, lm_texts, load_data, resolve_data_path, split_users
-from .evaluation import evaluate_model, evaluate_popularity, evaluation_record
+from .data import RecData, combine_tasks, lm_texts, load_data, resolve_data_path, same_source, split_users
+from .evaluation import evaluate_model, evaluate_popularity, evaluate_random, evaluation_record
 from .losses import RecObjective
 from .model_card import git_commit
 from .modeling_lmrec import LMRecForJointModeling
@@ -28,18 +28,30 @@ from .training_args import LMRecTrainingArguments
 logger = logging.getLogger(__name__)
 
 
-def build_lm_stream(data: RecData, agnostic: list[RecData], task_ratio: float, seed: int) -> Dataset:
-    """The LM stream: task histories interleaved with task-agnostic histories, `task_ratio` from the task."""
-    task = lm_texts(data, "train")
-    if not agnostic or task_ratio >= 1.0:
-        return task
-    if not 0.0 <= task_ratio <= 1.0:
-        raise ValueError(f"task_lm_ratio must be in [0, 1], got {task_ratio}.")
-    others = [lm_texts(corpus, "train") for corpus in agnostic]
-    sources = ([task] if task_ratio > 0 else []) + others
-    share = (1.0 - task_ratio) / len(others)
-    probabilities = ([task_ratio] if task_ratio > 0 else []) + [share] * len(others)
-    return interleave_datasets(sources, probabilities=probabilities, seed=seed, stopping_strategy="first_exhausted")
+def build_lm_stream(data: RecData | list[RecData], agnostic: list[RecData], task_ratio: float, seed: int,
+                    probabilities: list[float] | None = None) -> Dataset:
+    """
+    The LM stream: the rec task(s)' histories interleaved with task-agnostic histories. `probabilities` gives each
+    source's share, tasks first (as in the recipe's `lm_probabilities`); without it the tasks share `task_ratio`
+    equally and the agnostic corpora the rest. Stops when the first source runs out (`first_exhausted`).
+    """
+    tasks = [data] if isinstance(data, RecData) else list(data)
+    if probabilities is None:
+        if not 0.0 <= task_ratio <= 1.0:
+            raise ValueError(f"task_lm_ratio must be in [0, 1], got {task_ratio}.")
+        if not agnostic or task_ratio >= 1.0:
+            probabilities = [1.0 / len(tasks)] * len(tasks) + [0.0] * len(agnostic)
+        else:
+            share = (1.0 - task_ratio) / len(agnostic)
+            probabilities = [task_ratio / len(tasks)] * len(tasks) + [share] * len(agnostic)
+    if len(probabilities) != len(tasks) + len(agnostic):
+        raise ValueError(f"build_lm_stream: {len(probabilities)} probabilities for {len(tasks) + len(agnostic)} "
+                         "sources (the tasks, then the agnostic corpora).")
+    pairs = [(corpus, p) for corpus, p in zip(tasks + list(agnostic), probabilities) if p > 0]
+    if len(pairs) == 1:
+        return lm_texts(pairs[0][0], "train")
+    return interleave_datasets([lm_texts(corpus, "train") for corpus, _ in pairs],
+                               probabilities=[p for _, p in pairs], seed=seed, stopping_strategy="first_exhausted")
 
 
 def tokenizer_corpus(data: RecData, lm_stream: Dataset, source: str, max_texts: int, seed: int) -> list[str]:
@@ -55,16 +67,27 @@ def tokenizer_corpus(data: RecData, lm_stream: Dataset, source: str, max_texts: 
     return sample["text"][:] + data.item_texts
 
 
-def _load_task(data_args: DataArguments, seed: int) -> RecData:
-    if not data_args.data:
-        raise ValueError("No data given: set `data` in the config or pass --data PATH.")
-    data_args.data = str(resolve_data_path(data_args.data, download=data_args.download_data))
-    data = load_data(data_args.data, data_args.data_format, cache_dir=data_args.cache_dir)
-    if data_args.protocol == "user_split" and data.protocol != "user_split":
-        data = split_users(data, seed=seed)
-    elif data_args.protocol not in SPLIT_PROTOCOLS:
-        raise ValueError(f"protocol must be one of {SPLIT_PROTOCOLS}, got {data_args.protocol!r}.")
-    return data
+def _load_tasks(data_args: DataArguments, seed: int) -> list[RecData]:
+    """The rec task (`data`) or tasks (`rec_tasks`), loaded, with the held-out targets checked against them."""
+    paths = [data_args.data] if data_args.data else list(data_args.rec_tasks)
+    if not paths:
+        raise ValueError("No data given: set `data` (or `rec_tasks`) in the config, or pass --data PATH.")
+    resolved = [str(resolve_data_path(path, download=data_args.download_data)) for path in paths]
+    for target in data_args.holdout:
+        target = str(resolve_data_path(target, download=False))
+        for path in resolved:
+            if same_source(target, path):
+                raise ValueError(f"the held-out target {target} is also a source ({path}); a held-out domain must "
+                                 "never enter training or the tokenizer.")
+    if data_args.data:
+        data_args.data = resolved[0]
+    tasks = []
+    for path in resolved:
+        data = load_data(path, data_args.data_format if data_args.data else "auto", cache_dir=data_args.cache_dir)
+        if data_args.protocol == "user_split" and data.protocol != "user_split":
+            data = split_users(data, seed=seed)
+        tasks.append(data)
+    return tasks
 
 
 def train_from_args(model_args: ModelArguments, data_args: DataArguments, objective: RecObjective,
@@ -81,9 +104,11 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     """
     start = time.time()
     torch.manual_seed(args.seed)
-    data = _load_task(data_args, args.seed)
+    tasks = _load_tasks(data_args, args.seed)
+    data = combine_tasks(tasks)
     agnostic = [load_data(path, "auto", cache_dir=data_args.cache_dir) for path in data_args.agnostic]
-    lm_stream = build_lm_stream(data, agnostic, data_args.task_lm_ratio, args.seed)
+    lm_stream = build_lm_stream(tasks, agnostic, data_args.task_lm_ratio, args.seed,
+                                probabilities=data_args.lm_probabilities or None)
     checkpoint = resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
     tokenizer, model = _tokenizer_and_model(model_args, args, data, lm_stream, checkpoint)
     logger.info("Model: %s, %.2fM parameters", model_args.preset, model.num_parameters() / 1e6)
@@ -108,11 +133,30 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
                                    data_path=data_args.data, **facts)
     else:
         result = summary
+    if data_args.holdout and args.mode != "lm_only":
+        result["zero_shot"] = zero_shot_record(model, tokenizer, data_args, args)
     result["wall_time_s"] = round(time.time() - start, 1)
     result["git_commit"] = git_commit()
     (Path(args.output_dir) / "metrics.json").write_text(json.dumps(result, indent=2))
     _write_card(trainer, model, tokenizer, data, model_dir, model_args, data_args, result)
     return result
+
+
+def zero_shot_record(model, tokenizer, data_args: DataArguments, args: LMRecTrainingArguments) -> dict:
+    """
+    The first held-out target's test users ranked against its whole catalogue by the trained heads alone (no training
+    on the target: LMRec^TL's zero-shot case), beside popularity (which does see the target's training part) and a
+    random ranking, as one evaluation record.
+    """
+    path = str(resolve_data_path(data_args.holdout[0], download=False))
+    target = load_data(path, "auto", cache_dir=data_args.cache_dir)
+    common = dict(max_users=data_args.eval_max_users, seed=args.seed)
+    lmrec = evaluate_model(model, tokenizer, target, "test", max_length=args.max_length,
+                           max_history_items=args.max_history_items, **common)
+    record = evaluation_record(target, "test", lmrec, evaluate_popularity(target, "test", **common), data_path=path,
+                               zero_shot=True, seed=args.seed)
+    record["random"] = evaluate_random(target, "test", **common)
+    return record
 
 
 def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArguments, data: RecData, lm_stream,
@@ -197,4 +241,6 @@ def _write_card(trainer, model, tokenizer, data, model_dir: Path, model_args, da
         card.example_items = example_items(files)
     if "lmrec" in result:
         card.add_evaluation(result)
+    if "zero_shot" in result:
+        card.add_evaluation(result["zero_shot"])
     card.save(model_dir, config=model.config)

@@ -7,6 +7,7 @@
 | `online_retail` | finding (or downloading) the raw Online Retail table and UniSRec's "OR" preparation |
 | `splits` | leave-one-out and user splits, training / evaluation pairs, LM texts, `history_window` |
 | `load` | `load_data`: format detection and the prepared-folder cache |
+| `tasks` | several recommendation tasks as one catalogue (multi-task pretraining) |
 """
 
 from .load import FORMATS, detect_format, load_data
@@ -28,9 +29,11 @@ from .splits import (
     split_users,
     train_pairs,
 )
+from .tasks import combine_tasks, same_source
 
 __all__ = [
-    "FORMATS", "ONLINE_RETAIL_ALIAS", "SPLITS", "SPLIT_PROTOCOLS", "RecData", "default_cache_dir", "detect_format",
+    "FORMATS", "ONLINE_RETAIL_ALIAS", "SPLITS", "SPLIT_PROTOCOLS", "RecData", "combine_tasks", "default_cache_dir",
+    "detect_format", "same_source",
     "download_online_retail", "eval_pairs", "find_online_retail", "history_items", "history_window", "k_core",
     "lm_texts", "load_agnostic", "load_data", "load_interactions", "load_prepared", "load_unisrec",
     "prepare_online_retail", "resolve_data_path", "split_sequences", "split_users", "train_pairs",
