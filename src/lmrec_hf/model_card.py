@@ -72,6 +72,7 @@ class LMRecModelCardData:
     evaluations: list[dict] = field(default_factory=list)
     example_items: list[str] = field(default_factory=list)
     has_catalog: bool = False
+    pretraining: dict = field(default_factory=dict)  # corpora, roles, sizes, LM shares, held-out domains
 
     # -- filling ------------------------------------------------------------------------------------------------
 
@@ -212,6 +213,7 @@ def render_model_card(card_data: LMRecModelCardData, config) -> ModelCard:
         preset=card_data.preset or "custom", parameters=parameters, n_layer=config.n_layer, n_embd=config.n_embd,
         n_head=config.n_head, vocab_size=config.vocab_size, n_positions=config.n_positions,
         dataset=card_data.dataset, git_commit=card_data.git_commit, training=training, training_rows=rows,
+        pretraining=card_data.pretraining,
         training_options=options, evaluations=card_data.evaluations, metric_keys=metric_keys,
         metric_labels={k: _metric_label(k) for k in metric_keys},
         has_catalog=card_data.has_catalog, example_items=[json.dumps(t)[1:-1] for t in examples],

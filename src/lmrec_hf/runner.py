@@ -36,14 +36,7 @@ def build_lm_stream(data: RecData | list[RecData], agnostic: list[RecData], task
     equally and the agnostic corpora the rest. Stops when the first source runs out (`first_exhausted`).
     """
     tasks = [data] if isinstance(data, RecData) else list(data)
-    if probabilities is None:
-        if not 0.0 <= task_ratio <= 1.0:
-            raise ValueError(f"task_lm_ratio must be in [0, 1], got {task_ratio}.")
-        if not agnostic or task_ratio >= 1.0:
-            probabilities = [1.0 / len(tasks)] * len(tasks) + [0.0] * len(agnostic)
-        else:
-            share = (1.0 - task_ratio) / len(agnostic)
-            probabilities = [task_ratio / len(tasks)] * len(tasks) + [share] * len(agnostic)
+    probabilities = lm_shares(len(tasks), len(agnostic), task_ratio, probabilities)
     if len(probabilities) != len(tasks) + len(agnostic):
         raise ValueError(f"build_lm_stream: {len(probabilities)} probabilities for {len(tasks) + len(agnostic)} "
                          "sources (the tasks, then the agnostic corpora).")
@@ -52,6 +45,30 @@ def build_lm_stream(data: RecData | list[RecData], agnostic: list[RecData], task
         return lm_texts(pairs[0][0], "train")
     return interleave_datasets([lm_texts(corpus, "train") for corpus, _ in pairs],
                                probabilities=[p for _, p in pairs], seed=seed, stopping_strategy="first_exhausted")
+
+
+def lm_shares(n_tasks: int, n_agnostic: int, task_ratio: float, probabilities: list[float] | None = None
+              ) -> list[float]:
+    """Each LM source's share, tasks first: `probabilities` as given, else the tasks share `task_ratio` equally."""
+    if probabilities:
+        return list(probabilities)
+    if not 0.0 <= task_ratio <= 1.0:
+        raise ValueError(f"task_lm_ratio must be in [0, 1], got {task_ratio}.")
+    if not n_agnostic or task_ratio >= 1.0:
+        return [1.0 / n_tasks] * n_tasks + [0.0] * n_agnostic
+    return [task_ratio / n_tasks] * n_tasks + [(1.0 - task_ratio) / n_agnostic] * n_agnostic
+
+
+def pretraining_facts(tasks: list[RecData], agnostic: list[RecData], data_args: DataArguments) -> dict:
+    """What the card says of a multi-source run: each corpus with its role, size and LM share, and the held-out
+    domains. Empty for a one-task run without agnostic corpora or held-out targets."""
+    if len(tasks) == 1 and not agnostic and not data_args.holdout:
+        return {}
+    shares = lm_shares(len(tasks), len(agnostic), data_args.task_lm_ratio, data_args.lm_probabilities)
+    corpora = [{"name": corpus.name, "role": "recommendation task + LM" if i < len(tasks) else "LM only",
+                **corpus.stats(), "lm_share": round(share, 4)}
+               for i, (corpus, share) in enumerate(zip(tasks + agnostic, shares))]
+    return {"corpora": corpora, "held_out": [Path(h).name for h in data_args.holdout]}
 
 
 def tokenizer_corpus(data: RecData, lm_stream: Dataset, source: str, max_texts: int, seed: int) -> list[str]:
@@ -138,7 +155,8 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     result["wall_time_s"] = round(time.time() - start, 1)
     result["git_commit"] = git_commit()
     (Path(args.output_dir) / "metrics.json").write_text(json.dumps(result, indent=2))
-    _write_card(trainer, model, tokenizer, data, model_dir, model_args, data_args, result)
+    _write_card(trainer, model, tokenizer, data, model_dir, model_args, data_args, result,
+                pretraining_facts(tasks, agnostic, data_args))
     return result
 
 
@@ -226,9 +244,11 @@ def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test
     return record, negatives
 
 
-def _write_card(trainer, model, tokenizer, data, model_dir: Path, model_args, data_args, result: dict) -> None:
+def _write_card(trainer, model, tokenizer, data, model_dir: Path, model_args, data_args, result: dict,
+                pretraining: dict | None = None) -> None:
     """The catalog and the model card (README.md + lmrec_card.json) beside the checkpoint."""
     card = trainer.card_data
+    card.pretraining = pretraining or {}
     card.model_name = f"lmrec-{model_args.preset}-{data.name.lower()}"
     card.preset = model_args.preset
     card.git_commit = result["git_commit"]
