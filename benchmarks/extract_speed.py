@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lmrec_hf import LMRecFeatureExtractionPipeline
 from lmrec_hf.data import load_data, resolve_data_path
 from lmrec_hf.extraction import FeatureWriter, extract_features
 from lmrec_hf.formatting_lmrec import format_history
@@ -45,7 +46,7 @@ def main() -> None:
     items = [texts[i] for i in rng.choice(len(texts), size=min(args.rows, len(texts)), replace=False)]
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    extractor = pipeline("feature-extraction", model=model, tokenizer=tokenizer)
+    extractor = LMRecFeatureExtractionPipeline(model=model, tokenizer=tokenizer)  # what the task name routes to
 
     print(f"{args.model} on {data.name}: {len(users):,} histories, {len(items):,} item texts, batch {args.batch_size}")
     print("| rows | naive loop (pipeline, one at a time) | extract (batched by length) | speed-up |")
