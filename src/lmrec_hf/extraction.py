@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from .data.readers import open_text
+from .data.readers import iter_jsonl
 from .formatting_lmrec import escape_text, format_history, format_item
 from .pipeline_lmrec import encode_texts, features_of, projection_head
 
@@ -141,15 +141,9 @@ def _records(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict]]
         raise FileNotFoundError(f"{path} does not exist.")
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".jsonl", ".json")):
-        with open_text(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg}).") from error
-                    _require(record, columns, path, number)
-                    yield number, record
+        for number, record in iter_jsonl(path):
+            _require(record, columns, path, number)
+            yield number, record
         return
     if name.endswith(".parquet"):
         import pyarrow.parquet as pq

@@ -220,7 +220,11 @@ def read_table(path: Path, **kwargs):
 def read_jsonl(path: Path):
     import pandas as pd
 
-    records = []
+    return pd.DataFrame.from_records([record for _, record in iter_jsonl(path)])
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file, read lazily; errors name the file and line."""
     with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -231,8 +235,7 @@ def read_jsonl(path: Path):
                 raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg}): {line[:80]!r}.") from error
             if not isinstance(record, dict):
                 raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}.")
-            records.append(record)
-    return pd.DataFrame.from_records(records)
+            yield number, record
 
 
 def require_columns(frame, needed: list[str], path: Path) -> None:
