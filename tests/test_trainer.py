@@ -240,3 +240,43 @@ def test_checkpoint_trained_with_the_cpu_objectives_runs_on_the_shipped_files_al
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == [str(model.config.projection_dim), "1.0"]
+
+
+def test_lm_loss_is_logged_per_source_with_the_tokens_seen(toy, tokenizer, tmp_path):
+    """A multi-corpus LM stream logs L1 per source: the mean over its rows' tokens, so a step with one source logs
+    its lm_loss, and a step with both logs values either side of it. The token count covers every input stream."""
+    from lmrec_hf.runner import build_lm_stream
+
+    other = load_unisrec(write_unisrec(tmp_path / "other", "Other", texts={i: f"zebra crossing {i}" for i in range(8)}))
+    stream = build_lm_stream(toy, [other], 0.5, seed=0)
+    assert stream.features["source"].names == ["Toy", "Other"]
+    assert build_lm_stream(toy, [toy], 0.5, seed=0).features["source"].names == ["Toy-0", "Toy-1"]
+    assert "source" not in build_lm_stream(toy, [other], 1.0, seed=0).column_names  # one source: nothing to split
+    trainer = LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path, mode="lm_only", max_steps=6, lm_batch_size=3),
+                                     tokenizer, toy, _objective(), lm_texts=stream, eval_split=None)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 6
+    seen = set()
+    for log in logs:
+        parts = [value for name, value in log.items() if name.startswith("lm_loss/")]
+        seen |= {name for name in log if name.startswith("lm_loss/")}
+        if len(parts) == 1:
+            assert parts[0] == pytest.approx(log["lm_loss"], abs=1e-5)
+        else:
+            assert len(parts) == 2 and min(parts) - 1e-5 <= log["lm_loss"] <= max(parts) + 1e-5
+    assert seen == {"lm_loss/Toy", "lm_loss/Other"}
+    tokens = [log["num_input_tokens_seen"] for log in logs]
+    assert tokens[0] > 0 and all(b > a for a, b in zip(tokens, tokens[1:]))
+    assert trainer.state.num_input_tokens_seen == tokens[-1]
+
+
+def test_tokens_seen_count_users_and_items_too(toy, tokenizer, tmp_path):
+    trainer = LMRecTrainer.from_data(_model(tokenizer), _args(tmp_path, max_steps=1), tokenizer, toy, _objective(),
+                                     lm_texts=lm_texts(toy), eval_split=None)
+    batch = trainer.data_collator([trainer.train_dataset[key] for key in next(iter(trainer.get_train_dataloader(
+        ).batch_sampler))])
+    expected = sum(int(batch[m].sum()) for m in ("attention_mask", "user_attention_mask", "item_attention_mask"))
+    assert expected > int(batch["attention_mask"].sum())
+    trainer.train()
+    assert trainer.state.num_input_tokens_seen == expected

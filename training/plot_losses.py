@@ -1,12 +1,14 @@
 """
 The loss curves of a training run, from the newest checkpoint's trainer_state.json (the Trainer's log history):
-L1 (`lm_loss`), L2 (`rec_loss`) and the total, against the step. Writes a PNG and prints the logged values.
+L1 (`lm_loss`), L2 (`rec_loss`) and the total, against the step, and L1 of each LM source (`lm_loss/<source>`)
+when the run logged them (a multi-corpus stream). Writes a PNG and prints the logged values, with the tokens seen.
 
     .venv/bin/python training/plot_losses.py outputs/pretrain-cpu docs/results/pretrain-cpu-losses.png
 """
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -21,28 +23,38 @@ def main() -> None:
     if not checkpoints:
         raise SystemExit(f"{args.run_dir} has no checkpoint-N/trainer_state.json; train with save_strategy: steps.")
     history = [h for h in json.loads(checkpoints[-1].read_text())["log_history"] if "loss" in h]
+    sources = sorted({key for h in history for key in h if key.startswith("lm_loss/")})
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = [h["step"] for h in history]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    for key, label in (("loss", "total"), ("lm_loss", "L1 (LM)"), ("rec_loss", "L2 (rec)")):
-        values = [h.get(key) for h in history]
-        if any(v is not None for v in values):
-            axis.plot(steps, values, label=label)
-    axis.set_xlabel("step")
-    axis.set_ylabel("training loss")
-    axis.set_title(Path(args.run_dir).name)
-    axis.legend()
+    panels = 2 if sources else 1
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.5), squeeze=False)
+    for axis, curves, title in ((axes[0][0], [("loss", "total"), ("lm_loss", "L1 (LM)"), ("rec_loss", "L2 (rec)")],
+                                 "losses"),
+                                *(((axes[0][1], [(s, s.split("/", 1)[1]) for s in sources], "L1 per LM source"),)
+                                  if sources else ())):
+        for key, label in curves:
+            values = [h.get(key, math.nan) for h in history]
+            if any(not math.isnan(v) for v in values):
+                axis.plot(steps, values, label=label)
+        axis.set_xlabel("step")
+        axis.set_ylabel("training loss")
+        axis.set_title(f"{Path(args.run_dir).name}: {title}")
+        axis.legend()
     figure.tight_layout()
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.output, dpi=100)
-    print("| step | total | L1 | L2 |\n|---|---|---|---|")
+    columns = ["total", "L1", "L2", *(s.split("/", 1)[1] for s in sources)]
+    print(f"| step | tokens seen | {' | '.join(columns)} |\n|{'---|' * (len(columns) + 2)}")
     for h in history:
-        print(f"| {h['step']} | {h['loss']:.3f} | {h.get('lm_loss', float('nan')):.3f} | "
-              f"{h.get('rec_loss', float('nan')):.3f} |")
+        values = [h["loss"], h.get("lm_loss", math.nan), h.get("rec_loss", math.nan), *(h.get(s, math.nan)
+                                                                                        for s in sources)]
+        tokens = h.get("num_input_tokens_seen")
+        print(f"| {h['step']} | {'not logged' if tokens is None else f'{tokens:,}'} | "
+              + " | ".join(f"{v:.3f}" for v in values) + " |")
     print(f"Wrote {args.output}")
 
 

@@ -31,13 +31,17 @@ def sample_negatives(n_items: int, positive: int, k: int, seed: int, example_ind
 
 class JointDataset(torch.utils.data.Dataset):
     """Index space for the joint batch sampler: keys ("rec", i) address rec pairs, ("lm", j) LM texts. `rec_keys`
-    holds the rec pairs' (user rows, positions) as plain lists."""
+    holds the rec pairs' (user rows, positions) as plain lists. When the LM texts carry a `source` column (a
+    `ClassLabel`, as a multi-corpus LM stream does), each LM example keeps it and `lm_source_names` names them."""
 
     def __init__(self, rec_pairs: Dataset | None, lm_texts: Dataset | None):
         self.rec_pairs = rec_pairs
         self.lm_texts = lm_texts
         self.rec_keys = (rec_pairs["user_row"][:], rec_pairs["position"][:]) if rec_pairs is not None else None
         self._lm = lm_texts["text"][:] if lm_texts is not None else None
+        has_sources = lm_texts is not None and "source" in lm_texts.column_names
+        self._lm_sources = lm_texts["source"][:] if has_sources else None
+        self.lm_source_names = list(lm_texts.features["source"].names) if has_sources else []
 
     def __len__(self):
         return len(self.rec_pairs) if self.rec_pairs is not None else len(self.lm_texts)
@@ -47,7 +51,10 @@ class JointDataset(torch.utils.data.Dataset):
         if kind == "rec":
             return {"kind": "rec", "index": index, "user_row": self.rec_keys[0][index],
                     "position": self.rec_keys[1][index]}
-        return {"kind": "lm", "index": index, "text": self._lm[index]}
+        example = {"kind": "lm", "index": index, "text": self._lm[index]}
+        if self._lm_sources is not None:
+            example["source"] = self._lm_sources[index]
+        return example
 
 
 class JointBatchSampler(Sampler):
@@ -148,8 +155,9 @@ def _covering_run(spans: np.ndarray, token: int, char: int) -> int:
 class LMRecCollator:
     """
     Turns keys from `JointDataset` into model inputs, and the targets the objective reads. LM rows become
-    `input_ids`, `attention_mask`, `labels`; rec pairs become the user's history (items before the target, at most
-    `max_history_items`), the target and `objective.num_negatives` sampled negatives.
+    `input_ids`, `attention_mask`, `labels` (and `lm_sources`, each row's source index, when the examples carry one:
+    the trainer logs L1 per source from it, the model never sees it); rec pairs become the user's history (items
+    before the target, at most `max_history_items`), the target and `objective.num_negatives` sampled negatives.
 
     What the rec batch looks like is the `RecObjective`'s to say:
     - `negative_layout="per_user"` is the paper's: each user scored against its target and its own K negatives
@@ -220,6 +228,8 @@ class LMRecCollator:
             batch["input_ids"] = enc["input_ids"]
             batch["attention_mask"] = enc["attention_mask"]
             batch["labels"] = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+            if all("source" in e for e in examples if e["kind"] == "lm"):
+                batch["lm_sources"] = torch.tensor([e["source"] for e in examples if e["kind"] == "lm"])
         if rec:
             batch.update(self.prefix_rec_batch(rec) if self.objective.prefix_pairs else self.rec_batch(rec))
             if self.objective.lm_on_rec_histories:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset, interleave_datasets
+from datasets import ClassLabel, Dataset, interleave_datasets
 from transformers import AutoTokenizer
 
 from .arguments import DataArguments, ModelArguments, check_tokenizer_source
@@ -17,7 +17,7 @@ from .catalog import build_catalog, example_items, write_catalog
 from .checkpoints import check_checkpoint_dir, check_same_shape, load_resume_tokenizer, resume_checkpoint
 from .configuration_lmrec import LMRecConfig
 from .data import RecData, combine_tasks, lm_texts, load_data, resolve_data_path, same_source, split_users
-from .evaluation import evaluate_model, evaluate_popularity, evaluate_random, evaluation_record
+from .evaluation import evaluate_item_to_item, evaluate_model, evaluate_popularity, evaluate_random, evaluation_record
 from .losses import RecObjective
 from .model_card import git_commit
 from .modeling_lmrec import LMRecForJointModeling
@@ -33,7 +33,8 @@ def build_lm_stream(data: RecData | list[RecData], agnostic: list[RecData], task
     """
     The LM stream: the rec task(s)' histories interleaved with task-agnostic histories. `probabilities` gives each
     source's share, tasks first (as in the recipe's `lm_probabilities`); without it the tasks share `task_ratio`
-    equally and the agnostic corpora the rest. Stops when the first source runs out (`first_exhausted`).
+    equally and the agnostic corpora the rest. Stops when the first source runs out (`first_exhausted`). With two or
+    more sources, a `source` column (a `ClassLabel` of `source_names`) says where each text came from.
     """
     tasks = [data] if isinstance(data, RecData) else list(data)
     probabilities = lm_shares(len(tasks), len(agnostic), task_ratio, probabilities)
@@ -43,8 +44,19 @@ def build_lm_stream(data: RecData | list[RecData], agnostic: list[RecData], task
     pairs = [(corpus, p) for corpus, p in zip(tasks + list(agnostic), probabilities) if p > 0]
     if len(pairs) == 1:
         return lm_texts(pairs[0][0], "train")
-    return interleave_datasets([lm_texts(corpus, "train") for corpus, _ in pairs],
-                               probabilities=[p for _, p in pairs], seed=seed, stopping_strategy="first_exhausted")
+    names = source_names([corpus for corpus, _ in pairs])
+    labelled = []
+    for i, (corpus, _) in enumerate(pairs):  # each row keeps its source, for the per-corpus L1 the trainer logs
+        texts = lm_texts(corpus, "train")
+        labelled.append(texts.add_column("source", [i] * len(texts)).cast_column("source", ClassLabel(names=names)))
+    return interleave_datasets(labelled, probabilities=[p for _, p in pairs], seed=seed,
+                               stopping_strategy="first_exhausted")
+
+
+def source_names(corpora: list[RecData]) -> list[str]:
+    """One name per LM source, for its loss curve: the corpus's name, with its position added when two share one."""
+    names = [corpus.name for corpus in corpora]
+    return [name if names.count(name) == 1 else f"{name}-{i}" for i, name in enumerate(names)]
 
 
 def lm_shares(n_tasks: int, n_agnostic: int, task_ratio: float, probabilities: list[float] | None = None
@@ -164,7 +176,9 @@ def zero_shot_record(model, tokenizer, data_args: DataArguments, args: LMRecTrai
     """
     The first held-out target's test users ranked against its whole catalogue by the trained heads alone (no training
     on the target: LMRec^TL's zero-shot case), beside popularity (which does see the target's training part) and a
-    random ranking, as one evaluation record.
+    random ranking, as one evaluation record. `item_to_item` adds the scorer with no user tower
+    (`evaluate_item_to_item`: cosine of z_i to the last history item), which transfers where W_u z_u does not
+    (docs/results.md, issue 22).
     """
     path = str(resolve_data_path(data_args.holdout[0], download=False))
     target = load_data(path, "auto", cache_dir=data_args.cache_dir)
@@ -174,6 +188,8 @@ def zero_shot_record(model, tokenizer, data_args: DataArguments, args: LMRecTrai
     record = evaluation_record(target, "test", lmrec, evaluate_popularity(target, "test", **common), data_path=path,
                                zero_shot=True, seed=args.seed)
     record["random"] = evaluate_random(target, "test", **common)
+    record["item_to_item"] = evaluate_item_to_item(model, tokenizer, target, "test", max_length=args.max_length,
+                                                   **common)
     return record
 
 
@@ -263,4 +279,7 @@ def _write_card(trainer, model, tokenizer, data, model_dir: Path, model_args, da
         card.add_evaluation(result)
     if "zero_shot" in result:
         card.add_evaluation(result["zero_shot"])
+        if "item_to_item" in result["zero_shot"]:
+            card.add_evaluation({**result["zero_shot"], "lmrec": result["zero_shot"]["item_to_item"],
+                                 "scorer": "item-to-item"})
     card.save(model_dir, config=model.config)

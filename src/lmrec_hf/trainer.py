@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
 from torch.utils.data import DataLoader, SequentialSampler
 from transformers import EarlyStoppingCallback, Trainer
@@ -24,8 +25,11 @@ class LMRecTrainer(Trainer):
     `lm_batch_size` texts, passed to the model in one forward (DDP needs one forward per step). The loss is the
     `objective`'s (`lmrec_hf.losses`), computed from that forward's output. `eval_dataset` holds rec pairs only, so
     `eval_loss` is the rec validation loss that early stopping watches. lm_loss, rec_loss and λ are logged
-    separately. When the objective asks for the item bank, the trainer adds an `LMRecItemBank` callback over the
-    collator's catalog (`trainer.item_bank`). `trainer.card_data` collects what the model card says about the run.
+    separately; so are `lm_loss/<source>` (L1 of the LM batch's rows of each source, token-weighted over the logging
+    window, when the LM texts carry a `source` column) and `num_input_tokens_seen` (the non-padding tokens of the
+    LM, user-history and item inputs, over all processes, kept in the trainer state across a resume). When the
+    objective asks for the item bank, the trainer adds an `LMRecItemBank` callback over the collator's catalog
+    (`trainer.item_bank`). `trainer.card_data` collects what the model card says about the run.
 
     Example:
     ```python
@@ -50,6 +54,9 @@ class LMRecTrainer(Trainer):
             self.add_callback(self.item_bank)
         self._component_sums: dict[str, float] = {}
         self._component_count = 0
+        dataset = self.train_dataset
+        self._lm_source_names = dataset.lm_source_names if isinstance(dataset, JointDataset) else []
+        self._source_sums: dict[str, list[float]] = {}  # source -> [summed token loss, tokens]
         self.card_data = LMRecModelCardData()
         self.card_data.record_objective(objective, rec_loss_weight=self._initial_rec_loss_weight)
         self.add_callback(LMRecModelCardCallback(self.card_data))
@@ -124,7 +131,8 @@ class LMRecTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         rec_loss_weight = self.current_rec_loss_weight()
         targets = {name: inputs[name] for name in LOSS_INPUTS if name in inputs}
-        outputs = model(**{k: v for k, v in inputs.items() if k not in targets})
+        sources = inputs.get("lm_sources")
+        outputs = model(**{k: v for k, v in inputs.items() if k not in targets and k != "lm_sources"})
         targets["user_positions"] = inputs.get("user_positions")
         # the bank serves the training loss; the validation loss stays over the batch's items
         bank = self.item_bank.bank if self.item_bank is not None and model.training else None
@@ -136,6 +144,8 @@ class LMRecTrainer(Trainer):
                     self._component_sums[name] = self._component_sums.get(name, 0.0) + value.detach().item()
             self._component_sums["rec_loss_weight"] = self._component_sums.get("rec_loss_weight", 0.0) + rec_loss_weight
             self._component_count += 1
+            if sources is not None and targets.get("labels") is not None:
+                self._add_source_losses(outputs.logits.detach(), targets["labels"], sources)
         if not return_outputs:
             return loss
         outputs["loss"] = loss  # the objective's, not the model's own paper-only loss
@@ -143,6 +153,29 @@ class LMRecTrainer(Trainer):
             if value is not None:
                 outputs[name] = value
         return loss, outputs
+
+    def _add_source_losses(self, logits: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor) -> None:
+        """Adds each source's summed next-token loss and token count in this LM batch to the logging window."""
+        with torch.no_grad():
+            labels = labels[:, 1:].to(logits.device)
+            per_token = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels, ignore_index=-100,
+                                        reduction="none")  # (B, T-1), 0 where ignored
+            sources = sources.to(logits.device)
+            for index in sources.unique().tolist():
+                rows = sources == index
+                totals = self._source_sums.setdefault(self._lm_source_names[index], [0.0, 0])
+                totals[0] += per_token[rows].sum().item()
+                totals[1] += int((labels[rows] != -100).sum())
+
+    def _track_num_input_tokens(self, inputs):
+        """
+        Counts the step's non-padding tokens over LMRec's three inputs (LM rows, user histories, items), whatever
+        `include_num_input_tokens_seen` says: transformers' own count reads `input_ids` alone, the LM rows.
+        """
+        tokens = sum(int(inputs[mask].sum()) for mask in ("attention_mask", "user_attention_mask",
+                                                         "item_attention_mask") if inputs.get(mask) is not None)
+        tokens = torch.as_tensor(tokens, device=self.args.device, dtype=torch.int64)
+        self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         with torch.no_grad():
@@ -154,4 +187,8 @@ class LMRecTrainer(Trainer):
             for name, total in self._component_sums.items():
                 logs[name] = round(total / self._component_count, 6)
             self._component_sums, self._component_count = {}, 0
+            for name, (total, tokens) in self._source_sums.items():
+                logs[f"lm_loss/{name}"] = round(total / max(tokens, 1), 6)
+            self._source_sums = {}
+            logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
         super().log(logs, start_time)
