@@ -185,3 +185,31 @@ def test_random_ranking_is_seeded_and_ranks_the_whole_catalogue(tmp_path):
     first = evaluate_random(data, "test", ks=(1, 8), seed=1)
     assert first == evaluate_random(data, "test", ks=(1, 8), seed=1)
     assert first["recall@8"] == 1.0 and first["users"] == 3  # 8 items: every target is in the top 8
+
+
+def test_item_to_item_ranks_by_cosine_to_the_last_history_item(tmp_path, model, tokenizer):
+    """The zero-shot scorer with no user tower, against the pipeline's item features by hand: cosine of z_i (or
+    W_i z_i) to the user's last item. Unmasked, that last item ranks first, so a target equal to it scores rank 1."""
+    from transformers import pipeline
+
+    from lmrec_hf import format_item
+    from lmrec_hf.data import eval_pairs, load_unisrec
+    from lmrec_hf.evaluation import evaluate_item_to_item
+
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    fe = pipeline("feature-extraction", model=str(tmp_path / "m"), trust_remote_code=True)
+    pairs = eval_pairs(data, "test")
+    rows, positions = pairs["user_row"][:], pairs["position"][:]
+    last = [data.sequences[r][p - 1] for r, p in zip(rows, positions)]
+    targets = torch.tensor([data.sequences[r][p] for r, p in zip(rows, positions)])
+    for projection in (None, "item"):
+        items = torch.nn.functional.normalize(torch.tensor(fe([format_item(t) for t in data.item_texts],
+                                                              projection=projection)), dim=1)
+        expected = metrics_from_ranks(ranks_from_scores(items[last] @ items.T, targets), ks=(1, 3, 8))
+        got = evaluate_item_to_item(model, tokenizer, data, "test", ks=(1, 3, 8), projection=projection)
+        assert {k: v for k, v in got.items() if "@" in k} == pytest.approx(expected, abs=1e-6)
+    for r, p, item in zip(rows, positions, last):  # repeats: each target is the user's last item itself
+        data.sequences[r][p] = item
+    assert evaluate_item_to_item(model, tokenizer, data, "test", ks=(1,))["recall@1"] == 1.0

@@ -76,4 +76,6 @@ def test_multi_task_pretraining_scores_the_held_out_target_zero_shot(tmp_path):
     assert not any("delta" in token or "widget" in token for token in tokens)  # the target never reached the tokenizer
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert "Delta (zero-shot)" in card
+    assert zero_shot["item_to_item"]["users"] == 3
+    assert "Delta (zero-shot) (item-to-item, cosine to the last item)" in card
     assert "| Gamma | LM only | 3 | 8 | 14 | 0.2 |" in card and "Held out of training and of the tokenizer: d" in card

@@ -150,6 +150,27 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
                      protocol, mask_history, negatives, seed, num_negatives)
 
 
+def evaluate_item_to_item(model, tokenizer, data: RecData, split: str = "test", ks=DEFAULT_KS,
+                          projection: str | None = None, max_length: int = 128, **options) -> dict[str, float]:
+    """
+    A scorer with no user tower: each user's items ranked by their cosine to the user's last history item, in the
+    encoder's item features (`projection=None`: z_i; `"item"`: W_i z_i). It needs no training on the data, so it is
+    the zero-shot ranking of an encoder pretrained elsewhere beside <W_u z_u, W_i z_i>. The last item itself ranks
+    first (cosine 1), ahead of any other target, unless `mask_history` removes the history from the ranking.
+    `options` are `evaluate_scorer`'s (protocol, max_users, seed, mask_history, ...).
+    """
+    model.eval()
+    limit = item_token_limit(model.config, min(max_length, 128))
+    items = torch.nn.functional.normalize(encode_item_texts(model, tokenizer, data.item_texts, projection,
+                                                            max_length=limit), dim=1)
+    sequences = data.sequences
+
+    def score(rows, positions):
+        return items[[sequences[r][p - 1] for r, p in zip(rows, positions)]] @ items.T
+
+    return evaluate_scorer(score, data, split, ks, **options)
+
+
 def evaluate_scorer(score_users, data: RecData, split: str = "test", ks=DEFAULT_KS, max_users: int | None = None,
                     seed: int = 0, protocol: str = "full", mask_history: bool = False,
                     negatives: np.ndarray | None = None, num_negatives: int = 100) -> dict[str, float]:

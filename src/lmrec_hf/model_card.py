@@ -111,11 +111,13 @@ class LMRecModelCardData:
             "popularity": {k: float(v) for k, v in record.get("popularity", {}).items() if "@" in k} or None,
             "random": {k: float(v) for k, v in record.get("random", {}).items() if "@" in k} or None,
             "zero_shot": bool(record.get("zero_shot", False)),
+            "scorer": record.get("scorer", "user-item"),
             "seed": record.get("seed"),
             "git_commit": record.get("git_commit"),
         }
-        key = ("dataset", "split", "protocol_id", "mask_history")
-        self.evaluations = [e for e in self.evaluations if tuple(e[k] for k in key) != tuple(entry[k] for k in key)]
+        key = ("dataset", "split", "protocol_id", "mask_history", "scorer")
+        self.evaluations = [e for e in self.evaluations
+                            if tuple(e.get(k, "user-item") for k in key) != tuple(entry[k] for k in key)]
         self.evaluations.append(entry)
         return entry
 
@@ -181,11 +183,17 @@ def eval_results(card_data: LMRecModelCardData) -> list[EvalResult]:
                 task_type="sequential-recommendation", task_name="Sequential recommendation",
                 dataset_type=entry["dataset"].lower(), dataset_name=entry["dataset"], dataset_split=entry["split"],
                 metric_type=key.replace("@", "_at_"), metric_value=round(value, 6),
-                metric_name=f"{_metric_label(key)} ({entry['protocol_id']})", metric_config=entry["protocol_id"],
+                metric_name=f"{_metric_label(key)} ({_scored_by(entry)})", metric_config=_scored_by(entry),
                 metric_args={"history_masked": entry["mask_history"], "users": entry["users"],
                              "ties": "against the model"},
             ))
     return results
+
+
+def _scored_by(entry: dict) -> str:
+    """The protocol, and the scorer when it is not <W_u z_u, W_i z_i>: two scorers of one checkpoint stay apart."""
+    scorer = entry.get("scorer", "user-item")
+    return entry["protocol_id"] if scorer == "user-item" else f"{entry['protocol_id']}, {scorer}"
 
 
 def render_model_card(card_data: LMRecModelCardData, config) -> ModelCard:
