@@ -240,3 +240,38 @@ def test_the_publish_list_names_lmrec_125m_with_a_gpu_recipe():
     entry = {e["name"]: e for e in listing["checkpoints"]}["lmrec-125m"]
     recipe = yaml.safe_load((Path(__file__).parents[1] / entry["recipe"]).read_text())
     assert entry["gpu"] and recipe["preset"] == "125m" and recipe["bf16"] is True
+
+
+def test_a_pretrained_encoder_pushes_validates_and_loads_by_repo_id(hub, tmp_path, monkeypatch):
+    """LMRec^TL end to end on toy corpora: multi-task pretraining with a held-out target, then the pushed encoder's
+    card validates (corpora, held-out domain, zero-shot entries in model-index) and a fresh process with no lmrec_hf
+    gets the same features by repo id."""
+    from huggingface_hub import ModelCard
+
+    from lmrec_hf.arguments import load_train_config
+    from lmrec_hf.runner import train_from_args
+
+    a = write_unisrec(tmp_path / "a", name="Alpha", texts={i: ITEMS[i] for i in range(8)})
+    b = write_unisrec(tmp_path / "b", name="Beta", texts={i: f"beta thing {i}" for i in range(8)})
+    target = write_unisrec(tmp_path / "d", name="Delta", texts={i: f"delta widget {i}" for i in range(8)})
+    overrides = {"rec_tasks": [str(a)], "agnostic": [str(b)], "lm_probabilities": [0.7, 0.3],
+                 "holdout": [str(target)], "preset": "1.7m", "vocab_size": 300, "max_steps": 2, "lm_batch_size": 2,
+                 "rec_batch_size": 2, "max_length": 64, "output_dir": str(tmp_path / "run"), "use_cpu": True,
+                 "eval_strategy": "no", "save_strategy": "no", "disable_tqdm": True, "eval_split": "",
+                 "report_to": "none", "tokenizer_texts": 50}
+    train_from_args(*load_train_config(None, overrides))
+    folder = tmp_path / "run" / "model"
+
+    card = ModelCard(prepare_push(folder, "org/lmrec-tl-test")["README.md"].decode())
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    card.validate()
+    text = str(card)
+    assert "| Beta | LM only |" in text and "Held out of training and of the tokenizer: d" in text
+    assert "config: full-ranking, item-to-item" in text and "name: Delta" in text
+    assert 'pipeline("feature-extraction", model="org/lmrec-tl-test"' in text  # the lines a user runs
+
+    env = _env(hub, tmp_path)
+    pushed = _push(folder, "org/lmrec-tl-test", env)
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    loaded = _load("org/lmrec-tl-test", env)
+    torch.testing.assert_close(torch.tensor(loaded["features"]), _local_features(folder), atol=1e-5, rtol=0)

@@ -30,7 +30,7 @@ DATA_NOTES = {
                   "weights are for research use too.",
 }
 # The training arguments the card reports, in this order.
-TRAINING_KEYS = ("mode", "learning_rate", "max_steps", "steps", "lm_batch_size", "rec_batch_size",
+TRAINING_KEYS = ("mode", "learning_rate", "max_steps", "steps", "tokens_seen", "lm_batch_size", "rec_batch_size",
                  "max_length", "max_history_items", "item_max_length", "weight_decay", "warmup_steps",
                  "max_grad_norm", "train_sampling_strategy", "seed", "world_size", "train_time_s", "final_lm_loss",
                  "final_rec_loss", "best_eval_loss")

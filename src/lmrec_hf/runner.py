@@ -149,7 +149,8 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     model_dir = Path(args.output_dir) / "model"
     trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
     facts = {"mode": args.mode, "preset": model_args.preset, "train_time_s": round(train_time, 1),
-             "steps": trainer.state.global_step, "world_size": args.world_size}
+             "steps": trainer.state.global_step, "tokens_seen": trainer.state.num_input_tokens_seen,
+             "world_size": args.world_size}
     summary = {"data": {"name": data.name, "path": data_args.data, **data.stats()}, **facts}
     if not trainer.is_world_process_zero():
         return summary
@@ -270,6 +271,7 @@ def _write_card(trainer, model, tokenizer, data, model_dir: Path, model_args, da
     card.git_commit = result["git_commit"]
     card.set_dataset(data.name, data.stats(), data.protocol)
     card.training["train_time_s"] = result["train_time_s"]
+    card.training["tokens_seen"] = result.get("tokens_seen")
     if data_args.write_catalog:
         files = build_catalog(model, tokenizer, data, seed=trainer.args.seed)
         write_catalog(model_dir, files)
