@@ -1,12 +1,14 @@
 """Extraction speed of `lmrec-hf extract`'s path (chunks batched by length) against a naive loop that sends one
-history at a time through the feature-extraction pipeline, on the same checkpoint and inputs; and the peak memory
-of a streamed extraction of many synthetic histories to parquet. Prints markdown tables; run on an idle machine:
+history at a time through the feature-extraction pipeline, on the same checkpoint and inputs; and the memory of a
+streamed extraction of many synthetic histories to parquet (resident memory after each chunk, and the peak).
+Prints markdown tables; run on an idle machine:
 
     .venv/bin/python benchmarks/extract_speed.py --model outputs/demo/model --data online-retail [--rows 2000]
-        [--stream-rows 1000000]
+        [--stream-rows 1000000] [--rows 0: the memory run alone]
 """
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -19,6 +21,11 @@ from lmrec_hf import LMRecFeatureExtractionPipeline
 from lmrec_hf.data import load_data, resolve_data_path
 from lmrec_hf.extraction import FeatureWriter, extract_features
 from lmrec_hf.formatting_lmrec import format_history
+
+
+def _resident_mib() -> float:
+    """Resident memory now (not the peak), from /proc; the peak comes from getrusage."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _rate(run, count) -> tuple[float, float]:
@@ -51,7 +58,7 @@ def main() -> None:
     print(f"{args.model} on {data.name}: {len(users):,} histories, {len(items):,} item texts, batch {args.batch_size}")
     print("| rows | naive loop (pipeline, one at a time) | extract (batched by length) | speed-up |")
     print("|---|---|---|---|")
-    for kind, rows in (("user", users), ("item", items)):
+    for kind, rows in (("user", users), ("item", items)) if args.rows else ():
         def naive_loop(rows=rows, kind=kind):
             return [extractor([r], projection=kind) for r in rows]
 
@@ -70,21 +77,26 @@ def main() -> None:
                 picks = rng.integers(0, len(texts), size=int(rng.integers(1, 21)))
                 yield str(i), format_history([texts[j] for j in picks])
 
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        before, marks = _resident_mib(), []
         with tempfile.TemporaryDirectory() as folder:
             writer = FeatureWriter(Path(folder) / "users.parquet", "user")
-            start, marks = time.perf_counter(), []
+            start = time.perf_counter()
             for chunk in extract_features(model, tokenizer, synthetic(), "user", ("z", "user"),
                                           batch_size=args.batch_size, progress=False):
                 writer.write(chunk)
-                if writer.rows in (args.stream_rows // 10, args.stream_rows // 2) or len(marks) == 0:
-                    marks.append((writer.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+                marks.append((writer.rows, _resident_mib(), time.perf_counter() - start))
             writer.close()
+            size = (Path(folder) / "users.parquet").stat().st_size / 2**20
             seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\nStreamed {args.stream_rows:,} synthetic histories (1-20 items) to parquet in {seconds:.0f} s "
-              f"({args.stream_rows / seconds:,.0f}/s). Peak RSS: {before:,.0f} MiB before, "
-              + ", ".join(f"{m:,.0f} MiB after {r:,} rows" for r, m in marks) + f", {peak:,.0f} MiB at the end.")
+        print(f"\nStreamed {args.stream_rows:,} synthetic histories (1-20 items) to parquet ({size:,.0f} MiB) in "
+              f"{seconds:.0f} s ({args.stream_rows / seconds:,.0f}/s). Resident memory {before:,.0f} MiB before; "
+              f"peak RSS of the whole process {peak:,.0f} MiB.\n")
+        print("| rows written | resident MiB | seconds |\n|---|---|---|")
+        shown = {round(len(marks) * f) - 1 for f in (0, 0.01, 0.1, 0.25, 0.5, 0.75, 1.0)} | {0}
+        for index in sorted(i for i in shown if 0 <= i < len(marks)):
+            rows, resident, at = marks[index]
+            print(f"| {rows:,} | {resident:,.0f} | {at:,.0f} |")
 
 
 if __name__ == "__main__":
