@@ -69,7 +69,7 @@ def extract_features(model, tokenizer, rows: Iterable[tuple[str, str]], kind: st
 @torch.no_grad()
 def _encode_chunk(model, tokenizer, chunk, heads, outputs, projection, batch_size, max_length) -> dict:
     order = np.argsort([len(text) for _, text in chunk], kind="stable")  # batches of similar length: little padding
-    out = {name: [None] * len(chunk) for name in outputs}
+    out: dict[str, np.ndarray] = {}
     for start in range(0, len(chunk), batch_size):
         index = order[start:start + batch_size]
         encoded = encode_texts(tokenizer, model.config, [chunk[i][1] for i in index], projection, max_length)
@@ -77,9 +77,10 @@ def _encode_chunk(model, tokenizer, chunk, heads, outputs, projection, batch_siz
         z = features_of(model, encoded)  # (b, d)
         for name in outputs:
             values = (z if name == "z" else heads[name](z)).float().cpu().numpy()
-            for row, i in enumerate(index):
-                out[name][i] = values[row]
-    return {"ids": [row_id for row_id, _ in chunk], **{name: np.stack(v) for name, v in out.items()}}
+            if name not in out:
+                out[name] = np.empty((len(chunk), values.shape[1]), dtype=np.float32)
+            out[name][index] = values  # back in input order
+    return {"ids": [row_id for row_id, _ in chunk], **out}
 
 
 # ---------------------------------------------------------------------------------------------------------------
