@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checks import check_choice
 from .configuration_lmrec import LMREC_PRESETS
 from .data import FORMATS, ONLINE_RETAIL_ALIAS, SPLIT_PROTOCOLS, same_source
 from .losses import RecObjective
@@ -45,7 +46,7 @@ class ModelArguments:
 
     def __post_init__(self):
         check_tokenizer_source(self.tokenizer_source)
-        _check_choice("preset", self.preset, list(LMREC_PRESETS))
+        check_choice("preset", self.preset, list(LMREC_PRESETS))
         if self.dropout is not None and not 0.0 <= self.dropout <= 1.0:
             raise ValueError(f"`dropout` must be a probability in [0, 1], got {self.dropout!r}.")
 
@@ -77,9 +78,9 @@ class DataArguments:
 
     def __post_init__(self):
         # Checked here, before any data is read or any step is trained.
-        _check_choice("data_format", self.data_format, list(FORMATS))
-        _check_choice("protocol", self.protocol, list(SPLIT_PROTOCOLS))
-        _check_choice("eval_split", self.eval_split, list(EVAL_SPLITS), "'' scores nothing after training")
+        check_choice("data_format", self.data_format, list(FORMATS))
+        check_choice("protocol", self.protocol, list(SPLIT_PROTOCOLS))
+        check_choice("eval_split", self.eval_split, list(EVAL_SPLITS), "'' scores nothing after training")
         if not 0.0 <= self.task_lm_ratio <= 1.0:
             raise ValueError(f"`task_lm_ratio` must be in [0, 1], got {self.task_lm_ratio!r}.")
         if self.data and self.rec_tasks:
@@ -114,11 +115,6 @@ class DataArguments:
 
 
 EVAL_SPLITS = ("valid", "test", "")
-
-
-def _check_choice(name: str, value, choices: list, note: str = "") -> None:
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {choices}, got {value!r}" + (f" ({note})." if note else "."))
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -186,8 +182,7 @@ def _coerce(key: str, value, kind):
     if enums:
         choices = [e.value for e in enums[0]]
         raw = value.value if isinstance(value, enum.Enum) else value
-        if raw not in choices:
-            raise ValueError(f"`{key}` must be one of {choices}, got {value!r}.")
+        check_choice(key, raw, choices)
         return raw
     if str in members and isinstance(value, str):
         return value

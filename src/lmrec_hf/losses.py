@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
+from .checks import check_choice
 from .encoding import encode_item_texts
 from .modeling_lmrec import causal_lm_loss, rec_bce_loss, score_pairs
 
@@ -34,11 +35,6 @@ ITEM_BANK_LOSSES = ("separate", "fresh_over_bank")
 LAMBDA_SCHEDULES = ("cosine", "constant")
 # Batch entries the objective reads and the model does not take: they are split off before the forward.
 LOSS_INPUTS = ("labels", "user_labels", "rec_labels", "item_log_q", "item_ids")
-
-
-def _choice(name: str, value, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"RecObjective: `{name}` must be one of {allowed}, got {value!r}.")
 
 
 @dataclass
@@ -94,10 +90,10 @@ class RecObjective:
                                               "old ones, as it did on Scientific (docs/results.md)."})
 
     def __post_init__(self):
-        _choice("rec_loss_type", self.rec_loss_type, REC_LOSS_TYPES)
-        _choice("rec_loss_weight_schedule", self.rec_loss_weight_schedule, LAMBDA_SCHEDULES)
-        _choice("negative_layout", self.negative_layout, NEGATIVE_LAYOUTS)
-        _choice("item_bank_loss", self.item_bank_loss, ITEM_BANK_LOSSES)
+        check_choice("rec_loss_type", self.rec_loss_type, REC_LOSS_TYPES, owner="RecObjective")
+        check_choice("rec_loss_weight_schedule", self.rec_loss_weight_schedule, LAMBDA_SCHEDULES, owner="RecObjective")
+        check_choice("negative_layout", self.negative_layout, NEGATIVE_LAYOUTS, owner="RecObjective")
+        check_choice("item_bank_loss", self.item_bank_loss, ITEM_BANK_LOSSES, owner="RecObjective")
         weight = self.rec_loss_weight
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
                                    or not math.isfinite(weight) or weight < 0):

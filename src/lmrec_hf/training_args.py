@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .checks import check_choice
+
 MODES = ("joint", "rec_only", "lm_only")
 
 # Table 9's training columns: rec batch, peak learning rate and weight decay per preset.
@@ -63,8 +65,7 @@ class LMRecTrainingArguments(TrainingArguments):
     save_safetensors: bool = field(default=True)
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"LMRecTrainingArguments: `mode` must be one of {MODES}, got {self.mode!r}.")
+        check_choice("mode", self.mode, MODES, owner="LMRecTrainingArguments")
         for name in ("rec_batch_size", "max_length", "max_history_items"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"LMRecTrainingArguments: `{name}` must be positive, got {getattr(self, name)}.")
