@@ -115,3 +115,32 @@ def test_evaluate_record_and_sampled_protocol(tmp_path, capsys, model, tokenizer
     assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--cache-dir", str(tmp_path / "c"),
                  "--protocol", "sampled"]) == 1
     assert "Cannot draw 100 negatives from a catalog of 8 items" in capsys.readouterr().err
+
+
+def test_evaluate_with_the_item_to_item_scorer(tmp_path, capsys, model, tokenizer):
+    """`--scorer item-to-item` ranks by cosine to the last item, says so in the record and the table, and is kept
+    apart from the two-tower entry in the card."""
+    import json
+
+    from lmrec_hf.data import load_unisrec
+    from lmrec_hf.evaluation import evaluate_item_to_item
+    from lmrec_hf.model_card import LMRecModelCardData
+
+    from .toy_data import write_unisrec
+
+    data = write_unisrec(tmp_path / "toy")
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    common = ["--data", str(data), "--cache-dir", str(tmp_path / "c")]
+    assert main(["evaluate", str(tmp_path / "m"), *common]) == 0
+    assert main(["evaluate", str(tmp_path / "m"), *common, "--scorer", "item-to-item", "--ks", "1", "3",
+                 "--output", str(tmp_path / "i2i.json")]) == 0
+    assert "| lmrec (item-to-item) |" in capsys.readouterr().out
+    record = json.loads((tmp_path / "i2i.json").read_text())
+    expected = evaluate_item_to_item(model, tokenizer, load_unisrec(data), "test", ks=(1, 3))
+    assert record["scorer"] == "item-to-item" and record["lmrec"] == expected
+    scorers = [e["scorer"] for e in LMRecModelCardData.from_model_dir(tmp_path / "m").evaluations]
+    assert scorers == ["user-item", "item-to-item"]
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(tmp_path / "m"), *common, "--scorer", "nearest"])
+    assert "invalid choice: 'nearest' (choose from 'user-item', 'item-to-item')" in capsys.readouterr().err

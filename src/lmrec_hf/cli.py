@@ -96,7 +96,8 @@ def print_result_table(result: dict) -> None:
     print("| model | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for name in ("lmrec", "popularity"):
-        print(f"| {name} | " + " | ".join(f"{result[name][k]:.4f}" for k in keys) + " |")
+        label = f"lmrec ({result['scorer']})" if name == "lmrec" and "scorer" in result else name
+        print(f"| {label} | " + " | ".join(f"{result[name][k]:.4f}" for k in keys) + " |")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -113,7 +114,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.model_dir, data, args.split, ks=args.ks, protocol=args.protocol, mask_history=args.mask_history,
         max_users=args.max_users, seed=args.seed, num_negatives=args.num_negatives,
         negatives=np.load(args.negatives_file) if args.negatives_file else None, max_length=args.max_length,
-        max_history_items=args.max_history_items, data_path=str(args.data))
+        max_history_items=args.max_history_items, scorer=args.scorer, data_path=str(args.data))
     print_result_table(result)
     if args.output:
         Path(args.output).write_text(json.dumps(result, indent=2))
@@ -260,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mask-history", action="store_true", help="drop each user's earlier items from its "
                                                                        "ranking (off by default; always recorded)")
     evaluate.add_argument("--ks", type=positive_int, nargs="+", default=[5, 10, 20, 50])
+    evaluate.add_argument("--scorer", default="user-item", choices=["user-item", "item-to-item"],
+                          help="<W_u z_u, W_i z_i> (the paper's), or the cosine of z_i to the user's last item (needs "
+                               "no user tower: a pretrained encoder's zero-shot ranking)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the JSON record here")
     evaluate.add_argument("--cache-dir", default=None)

@@ -15,6 +15,7 @@ from transformers import AutoTokenizer
 from .arguments import DataArguments, ModelArguments, check_tokenizer_source
 from .catalog import build_catalog, example_items, write_catalog
 from .checkpoints import check_checkpoint_dir, check_same_shape, load_resume_tokenizer, resume_checkpoint
+from .checks import check_choice
 from .configuration_lmrec import LMRecConfig
 from .data import RecData, combine_tasks, lm_texts, load_data, resolve_data_path, same_source, split_users
 from .evaluation import evaluate_item_to_item, evaluate_model, evaluate_popularity, evaluate_random, evaluation_record
@@ -26,6 +27,9 @@ from .trainer import LMRecTrainer
 from .training_args import LMRecTrainingArguments
 
 logger = logging.getLogger(__name__)
+
+# How `evaluate_checkpoint` scores a user's items: the two towers, or cosine to the last item (no user tower).
+SCORERS = ("user-item", "item-to-item")
 
 
 def build_lm_stream(data: RecData | list[RecData], agnostic: list[RecData], task_ratio: float, seed: int,
@@ -229,10 +233,12 @@ def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test
                         protocol: str = "full", mask_history: bool = False, max_users: int | None = None,
                         seed: int = 0, num_negatives: int = 100, negatives: np.ndarray | None = None,
                         max_length: int = 256, max_history_items: int = 50, device: str | None = None,
-                        **facts) -> tuple[dict, np.ndarray | None]:
+                        scorer: str = "user-item", **facts) -> tuple[dict, np.ndarray | None]:
     """
     LMRec's metrics of a checkpoint beside popularity's, on the same users and candidates, as one evaluation record;
     and the sampled negatives used (drawn from `seed` when `protocol="sampled"` and none are given), or None.
+    `scorer="user-item"` ranks by <W_u z_u, W_i z_i>; `"item-to-item"` by the cosine of z_i to the user's last item
+    (`evaluate_item_to_item`, the zero-shot scorer that needs no user tower), and the record says so.
 
     Example:
     ```python
@@ -242,6 +248,7 @@ def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test
     """
     from transformers import AutoModelForCausalLM
 
+    check_choice("scorer", scorer, SCORERS)
     start = time.time()
     model_dir = check_checkpoint_dir(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -250,8 +257,13 @@ def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test
         model = model.to(device)
     common = dict(ks=tuple(ks), protocol=protocol, mask_history=mask_history, max_users=max_users, seed=seed,
                   num_negatives=num_negatives)
-    lmrec = evaluate_model(model, tokenizer, data, split, max_length=max_length,
-                           max_history_items=max_history_items, negatives=negatives, **common)
+    if scorer == "user-item":
+        lmrec = evaluate_model(model, tokenizer, data, split, max_length=max_length,
+                               max_history_items=max_history_items, negatives=negatives, **common)
+    else:
+        lmrec = evaluate_item_to_item(model, tokenizer, data, split, max_length=max_length, negatives=negatives,
+                                      **common)
+        facts["scorer"] = scorer
     negatives = lmrec.pop("negatives", None)
     popularity = evaluate_popularity(data, split, negatives=negatives, **common)
     record = evaluation_record(data, split, lmrec, popularity, protocol=protocol, negatives=negatives,
