@@ -136,6 +136,7 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     ```
     """
     start = time.time()
+    commit = git_commit()  # the code this run imported: HEAD may move before it ends
     torch.manual_seed(args.seed)
     tasks = _load_tasks(data_args, args.seed)
     data = combine_tasks(tasks)
@@ -170,7 +171,7 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     if data_args.holdout and args.mode != "lm_only":
         result["zero_shot"] = zero_shot_record(model, tokenizer, data_args, args)
     result["wall_time_s"] = round(time.time() - start, 1)
-    result["git_commit"] = git_commit()
+    result["git_commit"] = commit
     (Path(args.output_dir) / "metrics.json").write_text(json.dumps(result, indent=2))
     _write_card(trainer, model, tokenizer, data, model_dir, model_args, data_args, result,
                 pretraining_facts(tasks, agnostic, data_args))
