@@ -30,12 +30,11 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     steps = [h["step"] for h in history]
-    panels = 2 if sources else 1
-    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.5), squeeze=False)
-    for axis, curves, title in ((axes[0][0], [("loss", "total"), ("lm_loss", "L1 (LM)"), ("rec_loss", "L2 (rec)")],
-                                 "losses"),
-                                *(((axes[0][1], [(s, s.split("/", 1)[1]) for s in sources], "L1 per LM source"),)
-                                  if sources else ())):
+    panels = [("losses", [("loss", "total"), ("lm_loss", "L1 (LM)"), ("rec_loss", "L2 (rec)")])]
+    if sources:
+        panels.append(("L1 per LM source", [(s, s.split("/", 1)[1]) for s in sources]))
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.5), squeeze=False)
+    for axis, (title, curves) in zip(axes[0], panels):
         for key, label in curves:
             values = [h.get(key, math.nan) for h in history]
             if any(not math.isnan(v) for v in values):
