@@ -97,3 +97,28 @@ def test_projection_on_trunk_only(model, tokenizer):
     assert len(fe(ITEMS[0])) == model.config.n_embd
     with pytest.raises(ValueError, match=r"needs the user projection head.*LMRecModel has none"):
         fe(ITEMS[0], projection="user")
+
+
+def test_combine_mean_pools_the_services_or_joins_their_histories(extractor):
+    """One user on two services: mean of each history's vector (empty services skipped), or one joined history."""
+    shop, music = HISTORIES[0], HISTORIES[1]
+    for projection in (None, "user"):
+        apart = torch.tensor(extractor([shop, music], projection=projection))
+        mean = torch.tensor(extractor([{"shop": shop, "music": music}], projection=projection)[0])
+        torch.testing.assert_close(mean, apart.mean(0), atol=1e-5, rtol=0)
+    alone = torch.tensor(extractor([{"shop": shop, "music": [], "video": "  "}])[0])
+    torch.testing.assert_close(alone, torch.tensor(extractor([shop])[0]), atol=1e-5, rtol=0)
+    joined = extractor([{"shop": shop, "music": music}], combine="concat")
+    assert joined == extractor([shop + music])
+    assert extractor({"shop": shop, "music": music}) == extractor([{"shop": shop, "music": music}])[0]
+
+
+def test_bad_combine_inputs(extractor):
+    with pytest.raises(ValueError, match=r"no history in any service .*give at least one service a non-empty history"):
+        extractor([{"shop": [], "music": " "}])
+    with pytest.raises(ValueError, match=r"combine must be one of \('mean', 'concat'\).*got 'max'"):
+        extractor([{"shop": HISTORIES[0]}], combine="max")
+    with pytest.raises(ValueError, match=r"combine='concat' joins item lists; service 'music' gave str"):
+        extractor([{"shop": HISTORIES[0], "music": "a formatted text"}], combine="concat")
+    with pytest.raises(ValueError, match=r"one user at a time.*leave batch_size out"):
+        extractor([{"shop": HISTORIES[0]}, {"shop": HISTORIES[1]}], batch_size=2)
