@@ -104,3 +104,10 @@ def test_pretraining_sources_are_checked_at_parse_time(tmp_path):
         load_train_config(None, {"data": a, "rec_tasks": [b]})
     _, data_args, _, _ = load_train_config(None, ["--rec_tasks", a, "--agnostic", c])
     assert data_args.rec_tasks == [a] and data_args.agnostic == [c]  # one value on the command line is a list
+
+
+def test_train_share_is_checked_at_parse_time():
+    for share in ("0", "1.5", "-0.2"):
+        with pytest.raises(ValueError, match=r"`train_share` must be in \(0, 1\]"):
+            load_train_config(None, ["--train_share", share])
+    assert load_train_config(None, ["--train_share", "0.05"])[1].train_share == 0.05

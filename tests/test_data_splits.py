@@ -9,9 +9,12 @@ from lmrec_hf.data import (
     history_window,
     lm_texts,
     load_unisrec,
+    split_sequences,
     split_users,
+    subsample_training_users,
     train_pairs,
 )
+from lmrec_hf.evaluation import evaluate_popularity
 
 from .toy_data import SEQUENCES, write_unisrec
 
@@ -48,3 +51,30 @@ def test_history_window_is_the_most_recent_items(tmp_path):
     assert history_items(data, 0, 5, 3) == SEQUENCES["0"][2:5]
     with pytest.raises(ValueError, match="max_items must be a positive number of items or None, got 0"):
         history_window(3, 0)
+
+
+def test_scarce_data_trains_on_a_seeded_share_and_evaluates_everyone(tmp_path):
+    """subsample_training_users: only the chosen users give training pairs, LM texts and popularity counts; the
+    valid and test pairs are every user's, as before."""
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    scarce = subsample_training_users(data, 0.34, seed=0)  # round(0.34 * 3) = 1 user trains
+    trains = scarce.users["trains"][:]
+    assert sum(trains) == 1 and scarce.info["training_users"] == 1
+    assert subsample_training_users(data, 0.34, seed=0).users["trains"][:] == trains  # seeded
+    chosen = trains.index(True)
+    assert [row for row, _ in split_sequences(scarce, "train")] == [chosen] and len(lm_texts(scarce)) == 1
+    two = subsample_training_users(data, 0.67, seed=0)
+    kept = {row for row, keep in enumerate(two.users["trains"][:]) if keep}
+    assert len(kept) == 2 and set(train_pairs(two)["user_row"][:]) == kept - {2}  # user 2 has no training pair
+    for split in ("valid", "test"):
+        assert eval_pairs(scarce, split)["user_row"][:] == eval_pairs(data, split)["user_row"][:]
+    assert evaluate_popularity(scarce, "test", ks=(8,))["users"] == 3
+    assert subsample_training_users(data, 1.0).users["trains"][:] == [True, True, True]
+    assert list(zip(train_pairs(subsample_training_users(data, 1.0))["user_row"][:])) == \
+        list(zip(train_pairs(data)["user_row"][:]))
+    split = split_users(data, seed=0, fractions=(0.34, 0.33, 0.33))  # one training user
+    kept = subsample_training_users(split, 0.01, seed=3).users["trains"][:]
+    assert [label for label, keep in zip(split.users["split"][:], kept) if keep] == ["train"]  # at least one, a trainer
+    for share in (0, -0.1, 1.5, True, "0.5", float("nan")):
+        with pytest.raises(ValueError, match=r"share must be a fraction in \(0, 1\] of the training users"):
+            subsample_training_users(data, share)

@@ -2,7 +2,14 @@
 
 import pytest
 
-from lmrec_hf.data import combine_tasks, load_unisrec, same_source, split_users
+from lmrec_hf.data import (
+    combine_tasks,
+    load_unisrec,
+    same_source,
+    split_sequences,
+    split_users,
+    subsample_training_users,
+)
 
 from .toy_data import write_unisrec
 
@@ -26,6 +33,15 @@ def test_tasks_become_one_catalogue_of_namespaced_items(two_tasks):
     assert data.info["tasks"] == {"Alpha": alpha.stats(), "Beta": beta.stats()}
     assert data.stats()["interactions"] == alpha.stats()["interactions"] + beta.stats()["interactions"]
     assert combine_tasks([alpha]) is alpha
+    assert "trains" not in data.users.column_names
+
+
+def test_a_scarce_share_survives_combining(two_tasks):
+    alpha, beta = two_tasks
+    scarce = subsample_training_users(alpha, 0.34, seed=0)
+    data = combine_tasks([scarce, beta])
+    assert data.users["trains"][:] == scarce.users["trains"][:] + [True] * len(beta.users)
+    assert len(split_sequences(data, "train")) == 1 + len(beta.users)
 
 
 def test_bad_task_lists(two_tasks):

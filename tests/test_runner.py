@@ -54,6 +54,17 @@ def test_train_then_evaluate_give_one_record(toy, tmp_path):
     assert set(record) >= {"data", "split", "protocol", "protocol_id", "mask_history", "lmrec", "popularity",
                            "model", "seed", "git_commit", "wall_time_s"}
     assert "negatives" not in record["lmrec"] and "negatives" not in record["popularity"]
+    assert "train_share" not in result
+
+
+def test_a_scarce_data_run_records_its_share(tmp_path):
+    folder = write_unisrec(tmp_path / "toy-data")
+    overrides = {"data": str(folder), "preset": "1.7m", "vocab_size": 300, "max_steps": 1, "lm_batch_size": 2,
+                 "rec_batch_size": 2, "max_length": 64, "output_dir": str(tmp_path / "run"), "use_cpu": True,
+                 "eval_strategy": "no", "save_strategy": "no", "disable_tqdm": True, "write_catalog": False,
+                 "report_to": "none", "tokenizer_texts": 50, "train_share": 0.67, "seed": 0}
+    result = train_from_args(*load_train_config(None, overrides))
+    assert result["train_share"] == 0.67 and result["training_users"] == 2 and result["lmrec"]["users"] == 3
 
 
 def test_multi_task_pretraining_scores_the_held_out_target_zero_shot(tmp_path):

@@ -68,6 +68,9 @@ class DataArguments:
     holdout: list[str] = field(default_factory=list, metadata={
         "help": "Target domains kept out of training, the tokenizer included: refused among the sources. The first "
                 "is scored zero-shot after training (full ranking, beside popularity and random)."})
+    train_share: float = field(default=1.0, metadata={
+        "help": "Scarce data: train on a seeded share in (0, 1] of the training users (`subsample_training_users`); "
+                "every user is still evaluated."})
     eval_split: str = field(default="test", metadata={"help": "Split scored after training (valid or test)."})
     eval_max_users: int | None = field(default=None, metadata={"help": "Score a seeded sample of users (None: all)."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where processed data is cached."})
@@ -83,6 +86,9 @@ class DataArguments:
         check_choice("eval_split", self.eval_split, list(EVAL_SPLITS), "'' scores nothing after training")
         if not 0.0 <= self.task_lm_ratio <= 1.0:
             raise ValueError(f"`task_lm_ratio` must be in [0, 1], got {self.task_lm_ratio!r}.")
+        if not 0.0 < self.train_share <= 1.0:
+            raise ValueError(f"`train_share` must be in (0, 1] (the share of training users kept), got "
+                             f"{self.train_share!r}; 1 keeps them all.")
         if self.data and self.rec_tasks:
             raise ValueError(f"give `data` (one task) or `rec_tasks` (several), not both; got data={self.data!r} and "
                              f"rec_tasks={self.rec_tasks!r}.")

@@ -17,7 +17,16 @@ from .catalog import build_catalog, example_items, write_catalog
 from .checkpoints import check_checkpoint_dir, check_same_shape, load_resume_tokenizer, resume_checkpoint
 from .checks import check_choice
 from .configuration_lmrec import LMRecConfig
-from .data import RecData, combine_tasks, lm_texts, load_data, resolve_data_path, same_source, split_users
+from .data import (
+    RecData,
+    combine_tasks,
+    lm_texts,
+    load_data,
+    resolve_data_path,
+    same_source,
+    split_users,
+    subsample_training_users,
+)
 from .evaluation import evaluate_item_to_item, evaluate_model, evaluate_popularity, evaluate_random, evaluation_record
 from .losses import RecObjective
 from .model_card import git_commit
@@ -119,6 +128,8 @@ def _load_tasks(data_args: DataArguments, seed: int) -> list[RecData]:
         data = load_data(path, data_args.data_format if data_args.data else "auto", cache_dir=data_args.cache_dir)
         if data_args.protocol == "user_split" and data.protocol != "user_split":
             data = split_users(data, seed=seed)
+        if data_args.train_share < 1:
+            data = subsample_training_users(data, data_args.train_share, seed=seed)
         tasks.append(data)
     return tasks
 
@@ -156,6 +167,9 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     facts = {"mode": args.mode, "preset": model_args.preset, "train_time_s": round(train_time, 1),
              "steps": trainer.state.global_step, "tokens_seen": trainer.state.num_input_tokens_seen,
              "world_size": args.world_size}
+    if data_args.train_share < 1:
+        facts.update(train_share=data_args.train_share,
+                     training_users=sum(task.info["training_users"] for task in tasks))
     summary = {"data": {"name": data.name, "path": data_args.data, **data.stats()}, **facts}
     if not trainer.is_world_process_zero():
         return summary

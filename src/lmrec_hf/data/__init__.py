@@ -27,6 +27,7 @@ from .splits import (
     lm_texts,
     split_sequences,
     split_users,
+    subsample_training_users,
     train_pairs,
 )
 from .tasks import combine_tasks, same_source
@@ -36,5 +37,6 @@ __all__ = [
     "detect_format", "same_source",
     "download_online_retail", "eval_pairs", "find_online_retail", "history_items", "history_window", "k_core",
     "lm_texts", "load_agnostic", "load_data", "load_interactions", "load_prepared", "load_unisrec",
-    "prepare_online_retail", "resolve_data_path", "split_sequences", "split_users", "train_pairs",
+    "prepare_online_retail", "resolve_data_path", "split_sequences", "split_users", "subsample_training_users",
+    "train_pairs",
 ]

@@ -30,16 +30,44 @@ def split_users(data: RecData, seed: int = 42, fractions: tuple[float, float, fl
                    info={**data.info, "split_seed": seed, "split_fractions": list(fractions)})
 
 
+def subsample_training_users(data: RecData, share: float, seed: int = 0) -> RecData:
+    """
+    The scarce-data regime: only a seeded `share` (in (0, 1]) of the users who would train still do; every user is
+    evaluated as before. A boolean `trains` column marks them, and `split_sequences(data, "train")` (so the training
+    pairs and the LM texts) keeps only those rows. Leave-one-out draws from all users, the user split from its
+    training users. At least one user always trains.
+    """
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ValueError(f"share must be a fraction in (0, 1] of the training users, got {share!r}; 1 trains on "
+                         "all of them, 0.01 on one in a hundred.")
+    candidates = (np.arange(len(data.users)) if data.protocol == "leave_one_out" else
+                  np.flatnonzero(np.array(data.users["split"][:]) == "train"))
+    chosen = np.random.default_rng(seed).choice(candidates, size=max(1, round(share * len(candidates))),
+                                                replace=False)
+    trains = np.zeros(len(data.users), dtype=bool)
+    trains[chosen] = True
+    users = data.users.remove_columns([c for c in ["trains"] if c in data.users.column_names])
+    return RecData(name=data.name, users=users.add_column("trains", trains.tolist()), items=data.items,
+                   protocol=data.protocol, ordered=data.ordered,
+                   info={**data.info, "train_share": share, "train_share_seed": seed, "training_users": len(chosen)})
+
+
 def split_sequences(data: RecData, split: str) -> list[tuple[int, list[int]]]:
-    """(user row, the part of its sequence visible for `split`) pairs."""
+    """(user row, the part of its sequence visible for `split`) pairs. With a `trains` column
+    (`subsample_training_users`), "train" keeps only the users marked to train."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
     sequences = data.sequences
     if data.protocol == "leave_one_out":
         cut = {"train": 2, "valid": 1, "test": 0}[split]
-        return [(row, seq[: len(seq) - cut]) for row, seq in enumerate(sequences)]
-    labels = data.users["split"][:]
-    return [(row, seq) for row, (seq, label) in enumerate(zip(sequences, labels)) if label == split]
+        pairs = [(row, seq[: len(seq) - cut]) for row, seq in enumerate(sequences)]
+    else:
+        labels = data.users["split"][:]
+        pairs = [(row, seq) for row, (seq, label) in enumerate(zip(sequences, labels)) if label == split]
+    if split == "train" and "trains" in data.users.column_names:
+        trains = data.users["trains"][:]
+        pairs = [(row, seq) for row, seq in pairs if trains[row]]
+    return pairs
 
 
 def train_pairs(data: RecData, min_history: int = 1, stride: int | None = None) -> Dataset:

@@ -46,7 +46,11 @@ def combine_tasks(tasks: list[RecData]) -> RecData:
         item_ids += [[i + offset for i in seq] for seq in task.sequences]
         user_texts += task.users["item_texts"][:]
         offset += len(task.items)
-    users = Dataset.from_dict({"user_id": user_ids, "item_ids": item_ids, "item_texts": user_texts})
+    columns = {"user_id": user_ids, "item_ids": item_ids, "item_texts": user_texts}
+    if any("trains" in t.users.column_names for t in tasks):  # a scarce-data share (`subsample_training_users`)
+        columns["trains"] = [keep for t in tasks for keep in (t.users["trains"][:] if "trains" in t.users.column_names
+                                                               else [True] * len(t.users))]
+    users = Dataset.from_dict(columns)
     items = Dataset.from_dict({"item_id": keys, "text": texts})
     info = {"tasks": {t.name: t.stats() for t in tasks}}
     return RecData(name="+".join(names), users=users, items=items, info=info)
