@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .data.readers import iter_jsonl
+from .data.splits import history_window
 from .formatting_lmrec import escape_text, format_history, format_item
 from .pipeline_lmrec import encode_texts, features_of, projection_head
 
@@ -102,7 +103,7 @@ def history_rows(path: str | Path, split: str = "all", max_history_items: int | 
         texts, sequences = data.item_texts, data.sequences
         if split == "all":
             for user_id, seq in zip(data.users["user_id"], sequences):
-                window = seq[-max_history_items:] if max_history_items else seq
+                window = seq[history_window(len(seq), max_history_items or None)]
                 yield user_id, format_history([texts[i] for i in window])
             return
         pairs = eval_pairs(data, split)
@@ -116,7 +117,8 @@ def history_rows(path: str | Path, split: str = "all", max_history_items: int | 
         if isinstance(history, str):
             text = escape_text(history)
         elif isinstance(history, (list, tuple, np.ndarray)):
-            text = format_history([str(t) for t in history][-max_history_items:] if max_history_items else history)
+            items = [str(t) for t in history] if max_history_items else list(history)
+            text = format_history(items[history_window(len(items), max_history_items or None)])
         else:
             raise ValueError(f"{path}, row {number}: `history` must be a list of item texts or a formatted text, got "
                              f"{type(history).__name__}.")

@@ -115,9 +115,7 @@ class LMRecModelCardData:
             "seed": record.get("seed"),
             "git_commit": record.get("git_commit"),
         }
-        key = ("dataset", "split", "protocol_id", "mask_history", "scorer")
-        self.evaluations = [e for e in self.evaluations
-                            if tuple(e.get(k, "user-item") for k in key) != tuple(entry[k] for k in key)]
+        self.evaluations = [e for e in self.evaluations if _entry_key(e) != _entry_key(entry)]
         self.evaluations.append(entry)
         return entry
 
@@ -188,6 +186,13 @@ def eval_results(card_data: LMRecModelCardData) -> list[EvalResult]:
                              "ties": "against the model"},
             ))
     return results
+
+
+def _entry_key(entry: dict) -> tuple:
+    """What makes two evaluations the same one (a newer record replaces an older): data, split, protocol, masking,
+    scorer. Entries saved before the scorer was recorded are the two-tower scorer's."""
+    return (entry["dataset"], entry["split"], entry["protocol_id"], entry["mask_history"],
+            entry.get("scorer", "user-item"))
 
 
 def _scored_by(entry: dict) -> str:
