@@ -37,6 +37,14 @@ class ModelArguments:
     init_from: str | None = field(
         default=None, metadata={"help": "Start from this checkpoint (model + tokenizer), e.g. SelfPretrain's LM stage."}
     )
+    lora_r: int = field(default=0, metadata={
+        "help": "Finetune `init_from` through LoRA adapters of this rank (0: train every weight). The trunk stays "
+                "frozen, new W_u, W_i are trained; OUTPUT_DIR/adapter holds the adapter, OUTPUT_DIR/model the merged "
+                "checkpoint (`lmrec_hf.adapters`)."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA path."})
+    lora_targets: str = field(default="attention", metadata={
+        "help": "The trunk layers that get adapters: 'attention' (c_attn, c_proj) or 'attention+mlp'."})
     tokenizer_texts: int = field(default=20000, metadata={"help": "Histories sampled to train the tokenizer."})
     tokenizer_source: str = field(
         default="stream", metadata={"help": "What the tokenizer learns from, beside the item texts: 'stream' (the LM "
@@ -49,6 +57,12 @@ class ModelArguments:
         check_choice("preset", self.preset, list(LMREC_PRESETS))
         if self.dropout is not None and not 0.0 <= self.dropout <= 1.0:
             raise ValueError(f"`dropout` must be a probability in [0, 1], got {self.dropout!r}.")
+        if isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 0:
+            raise ValueError(f"`lora_r` must be a rank >= 1 (or 0 for no LoRA), got {self.lora_r!r}.")
+        if self.lora_r and not self.init_from:
+            raise ValueError(f"`lora_r` {self.lora_r} adapts a pretrained encoder, but no `init_from` was given. Set "
+                             "init_from to the encoder's checkpoint folder, or lora_r to 0 to train from scratch.")
+        check_choice("lora_targets", self.lora_targets, ["attention", "attention+mlp"])
 
 
 @dataclass

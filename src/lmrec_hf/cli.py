@@ -168,6 +168,56 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
+FINETUNE_RECIPE = str(Path(__file__).resolve().parents[2] / "training" / "configs" / "finetune-cpu.yaml")
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    """`finetune MODEL --data TARGET [--lora] [--config RECIPE] [--key value ...]`: `train` from the encoder."""
+    overrides = ["--init_from", args.model, "--data", args.data, *args.overrides]
+    if args.output_dir:
+        overrides += ["--output_dir", args.output_dir]
+    if args.lora and "--lora_r" not in args.overrides:
+        overrides += ["--lora_r", "8"]
+    from .transfer import check_encoder_checkpoint
+
+    check_encoder_checkpoint(args.model)
+    return _train(argparse.Namespace(config=args.config, overrides=overrides))
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from .data import load_data, resolve_data_path, subsample_training_users
+    from .transfer import ProbeArguments, check_encoder_checkpoint, run_probe
+
+    check_encoder_checkpoint(args.model)  # before the data loads
+    probe = ProbeArguments(loss=args.loss, num_negatives=args.num_negatives, epochs=args.epochs,
+                           patience=args.patience, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                           weight_decay=args.weight_decay, seed=args.seed)
+    data = load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir)
+    if args.train_share < 1:
+        data = subsample_training_users(data, args.train_share, seed=args.seed)
+    result = run_probe(args.model, data, args.output_dir, probe, max_length=args.max_length,
+                       max_history_items=args.max_history_items, features_cache=args.features_cache, ks=args.ks,
+                       data_path=str(args.data))
+    print_result_table(result)
+    print(f"Linear probe: {result['trainable_parameters']:,} trainable parameters, {result['epochs']} epochs "
+          f"(best {result['best_epoch']}), {result['epoch_time_s']:.3f} s per epoch, features encoded in "
+          f"{result['extraction_time_s']:.0f} s")
+    model_dir = Path(args.output_dir) / "model"
+    print(f"Saved the encoder with the probe's heads to {model_dir}; metrics: {Path(args.output_dir) / 'metrics.json'}")
+    return 0
+
+
+def share(text: str) -> float:
+    """An argparse type: a fraction in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share of the training users in (0, 1], got {text!r}")
+    return value
+
+
 def _card(args: argparse.Namespace) -> int:
     from .checkpoints import check_checkpoint_dir
     from .model_card import LMRecModelCardData, render_model_card, validate_model_card
@@ -190,8 +240,24 @@ def _card(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .hub import HubPushError, push_to_hub
+    from .hub import HubPushError, push_adapter, push_to_hub
 
+    if (Path(args.model_dir) / "adapter_config.json").exists():
+        try:
+            url = push_adapter(args.model_dir, args.repo_id, args.base_repo_id, private=args.private,
+                               revision=args.revision, token=args.token, commit_message=args.message)
+        except HubPushError as error:
+            print(f"lmrec-hf push: error: {error}", file=sys.stderr)
+            return 1
+        print(f"Pushed the adapter {args.model_dir} to {args.repo_id}: {url}\nLoad it on its base with:\n"
+              f"  from peft import AutoPeftModel\n"
+              f"  model = AutoPeftModel.from_pretrained({args.repo_id!r}, trust_remote_code=True)")
+        return 0
+    if args.base_repo_id:
+        print(f"lmrec-hf push: error: --base-repo-id names the base of a LoRA adapter, but {args.model_dir} is a "
+              "full checkpoint (no adapter_config.json). Drop --base-repo-id, or pass OUTPUT_DIR/adapter.",
+              file=sys.stderr)
+        return 1
     try:
         url = push_to_hub(args.model_dir, args.repo_id, private=args.private, revision=args.revision,
                           token=args.token, data=args.data, eval_results=args.eval_results,
@@ -292,6 +358,46 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--device", default=None, help="e.g. cuda; default cpu")
     extract.set_defaults(func=_extract)
 
+    finetune = commands.add_parser("finetune", help="finetune a pretrained encoder on a target: every weight, or "
+                                                    "LoRA adapters with --lora")
+    finetune.add_argument("model", help="the pretrained encoder's checkpoint folder")
+    finetune.add_argument("--data", required=True, help="the target's data folder")
+    finetune.add_argument("--lora", action="store_true", help="LoRA adapters (rank 8 unless --lora_r) on the frozen "
+                                                              "trunk's attention, plus new heads; saves "
+                                                              "OUTPUT_DIR/adapter and the merged OUTPUT_DIR/model")
+    finetune.add_argument("--config", default=FINETUNE_RECIPE, help="the recipe (default "
+                                                                    "training/configs/finetune-cpu.yaml)")
+    finetune.add_argument("--output-dir", "-o", default=None)
+    finetune.add_argument("overrides", nargs=argparse.REMAINDER, help="--key value pairs that override the recipe")
+    finetune.set_defaults(func=_finetune)
+
+    probe = commands.add_parser("probe", help="LMRec^TL's linear probe: new user and item heads on a frozen encoder's "
+                                              "features of a target task")
+    probe.add_argument("model", help="the pretrained encoder's checkpoint folder")
+    probe.add_argument("--data", required=True, help="the target's data folder")
+    probe.add_argument("--output-dir", "-o", required=True, help="where the probed checkpoint (OUTPUT_DIR/model), "
+                                                                 "metrics.json and the feature cache go")
+    probe.add_argument("--format", default="auto")
+    probe.add_argument("--loss", default="softmax", choices=["softmax", "bce"],
+                       help="softmax over the whole catalogue, or the paper's BCE against sampled negatives")
+    probe.add_argument("--num-negatives", type=positive_int, default=4, help="negatives per positive for --loss bce")
+    probe.add_argument("--epochs", type=positive_int, default=30)
+    probe.add_argument("--patience", type=positive_int, default=3,
+                       help="epochs without a better valid Recall@10 before stopping")
+    probe.add_argument("--batch-size", type=positive_int, default=256)
+    probe.add_argument("--learning-rate", type=float, default=1e-3)
+    probe.add_argument("--weight-decay", type=float, default=0.0)
+    probe.add_argument("--max-length", type=positive_int, default=128, help="tokens per history")
+    probe.add_argument("--max-history-items", type=positive_int, default=20)
+    probe.add_argument("--train-share", type=share, default=1.0,
+                       help="scarce data: train on a seeded share of the training users (all are evaluated)")
+    probe.add_argument("--features-cache", default=None, help="a .safetensors file for the frozen features, shared "
+                                                              "between runs (default: in OUTPUT_DIR)")
+    probe.add_argument("--ks", type=positive_int, nargs="+", default=[10, 50])
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--cache-dir", default=None)
+    probe.set_defaults(func=_probe)
+
     card = commands.add_parser("card", help="render (and check) the model card of a checkpoint folder")
     card.add_argument("model_dir")
     card.add_argument("--eval-results", nargs="*", default=[], help="evaluation records to add (JSON)")
@@ -308,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--no-catalog", action="store_true", help="push without catalog/ (the Space needs one)")
     push.add_argument("--eval-results", nargs="*", default=[], help="evaluation records to add to the card")
     push.add_argument("--message", default=None, help="commit message")
+    push.add_argument("--base-repo-id", default=None, help="for a LoRA adapter folder: the Hub repo of its base, "
+                                                           "named in the pushed adapter's config")
     push.set_defaults(func=_push)
     return parser
 

@@ -132,11 +132,59 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, r
     'https://huggingface.co/org/lmrec-demo/commit/...'
     ```
     """
+    token = _resolve_token(token)
+    uploads = prepare_push(model_dir, repo_id, data=data, eval_results=eval_results, with_catalog=with_catalog)
+    return _commit(uploads, repo_id, model_dir, token, private, revision, commit_message)
+
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "lmrec_adapter.json")
+
+
+def prepare_adapter_push(adapter_dir: str | Path, base_repo_id: str | None = None) -> dict[str, bytes | Path]:
+    """
+    What an adapter push uploads: the adapter (LoRA matrices + heads), its facts, the tokenizer and peft's README,
+    with the base renamed to `base_repo_id` in the uploaded configs (the folder keeps its local base). Without it the
+    base must already be a Hub repo id, since a local path means nothing to whoever loads the adapter.
+    """
+    adapter_dir = Path(adapter_dir)
+    missing = [name for name in ADAPTER_FILES if not (adapter_dir / name).exists()]
+    if missing:
+        raise HubPushError(f"{adapter_dir} is not an LMRec adapter folder: it lacks {missing}. Pass the folder "
+                           "`lmrec-hf finetune --lora` saves as OUTPUT_DIR/adapter. Nothing was uploaded.")
+    uploads: dict[str, bytes | Path] = {p.name: p for p in sorted(adapter_dir.iterdir())
+                                        if p.is_file() and p.suffix in (".json", ".safetensors", ".md")}
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    facts = json.loads((adapter_dir / "lmrec_adapter.json").read_text())
+    base = base_repo_id or config.get("base_model_name_or_path", "")
+    if base_repo_id is None and (Path(base).exists() or base.count("/") != 1):
+        raise HubPushError(f"The adapter's base is the local path {base!r}, which nobody who loads the adapter from "
+                           "the Hub can reach. Push the base first (`lmrec-hf push`), then pass its repo id with "
+                           "--base-repo-id ORG/NAME. Nothing was uploaded.")
+    uploads["adapter_config.json"] = json.dumps({**config, "base_model_name_or_path": base}, indent=2).encode()
+    uploads["lmrec_adapter.json"] = json.dumps({**facts, "base_model": base}, indent=2).encode()
+    return uploads
+
+
+def push_adapter(adapter_dir: str | Path, repo_id: str, base_repo_id: str | None = None, *, private: bool = False,
+                 revision: str | None = None, token: str | None = None, commit_message: str | None = None) -> str:
+    """
+    Uploads a LoRA adapter folder to its own repo, naming `base_repo_id` as its base. It then loads on that base by
+    repo id: `lmrec_hf.adapters.load_adapter(repo_id)`, or `peft.AutoPeftModel.from_pretrained(repo_id,
+    trust_remote_code=True)` without lmrec_hf. Returns the commit URL.
+    """
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise HubPushError(f"--repo-id must look like ORG/NAME, got {repo_id!r}.")
+    token = _resolve_token(token)
+    uploads = prepare_adapter_push(adapter_dir, base_repo_id)
+    return _commit(uploads, repo_id, adapter_dir, token, private, revision, commit_message)
+
+
+def _commit(uploads: dict[str, bytes | Path], repo_id: str, model_dir, token: str, private: bool,
+            revision: str | None, commit_message: str | None) -> str:
+    """One commit of `uploads` to `repo_id` (created if needed), with the Hub's errors named."""
     from huggingface_hub import CommitOperationAdd, HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    token = _resolve_token(token)
-    uploads = prepare_push(model_dir, repo_id, data=data, eval_results=eval_results, with_catalog=with_catalog)
     endpoint = constants.ENDPOINT
     api = HfApi(endpoint=endpoint, token=token)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes)

@@ -12,6 +12,7 @@ import torch
 from datasets import ClassLabel, Dataset, interleave_datasets
 from transformers import AutoTokenizer
 
+from .adapters import add_lora, base_fingerprint, merged_model, save_adapter
 from .arguments import DataArguments, ModelArguments, check_tokenizer_source
 from .catalog import build_catalog, example_items, write_catalog
 from .checkpoints import check_checkpoint_dir, check_same_shape, load_resume_tokenizer, resume_checkpoint
@@ -34,6 +35,7 @@ from .modeling_lmrec import LMRecForJointModeling
 from .tokenization_lmrec import train_tokenizer
 from .trainer import LMRecTrainer
 from .training_args import LMRecTrainingArguments
+from .transfer import check_encoder_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -156,17 +158,35 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
                                 probabilities=data_args.lm_probabilities or None)
     checkpoint = resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
     tokenizer, model = _tokenizer_and_model(model_args, args, data, lm_stream, checkpoint)
-    logger.info("Model: %s, %.2fM parameters", model_args.preset, model.num_parameters() / 1e6)
+    base_hash = None
+    if model_args.lora_r:
+        base_hash = base_fingerprint(model)
+        model = add_lora(model, model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
+                         model_args.lora_targets)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info("Model: %s, %.2fM parameters, %s trainable", model_args.preset, model.num_parameters() / 1e6,
+                f"{trainable:,}")
 
     trainer = LMRecTrainer.from_data(model, args, tokenizer, data, objective, lm_texts=lm_stream)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_time = time.time() - start
 
     model_dir = Path(args.output_dir) / "model"
-    trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
+    if model_args.lora_r:  # the adapter alone, then the merged checkpoint that needs no peft
+        if trainer.is_world_process_zero():
+            save_adapter(model, Path(args.output_dir) / "adapter", model_args.init_from, base_hash)
+            tokenizer.save_pretrained(str(Path(args.output_dir) / "adapter"))
+        model = merged_model(model)
+        if trainer.is_world_process_zero():
+            model.save_pretrained(str(model_dir))
+    else:
+        trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
     facts = {"mode": args.mode, "preset": model_args.preset, "train_time_s": round(train_time, 1),
              "steps": trainer.state.global_step, "tokens_seen": trainer.state.num_input_tokens_seen,
-             "world_size": args.world_size}
+             "world_size": args.world_size, "trainable_parameters": trainable}
+    if model_args.init_from:
+        facts.update(init_from=str(model_args.init_from),
+                     method=f"lora-r{model_args.lora_r}-{model_args.lora_targets}" if model_args.lora_r else "finetune")
     if data_args.train_share < 1:
         facts.update(train_share=data_args.train_share,
                      training_users=sum(task.info["training_users"] for task in tasks))
@@ -222,7 +242,7 @@ def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArgument
     """
     tokenizer = load_resume_tokenizer(checkpoint) if checkpoint else None
     if model_args.init_from:
-        init = check_checkpoint_dir(model_args.init_from)
+        init = check_encoder_checkpoint(model_args.init_from)
         model = LMRecForJointModeling.from_pretrained(init)
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(init)
     else:

@@ -1,0 +1,150 @@
+"""Downstream transfer (issue 23): the linear probe on frozen cached features, LoRA adapters through peft with their
+merged export, and the checks on the checkpoints a transfer starts from."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from lmrec_hf.adapters import base_fingerprint, load_adapter
+from lmrec_hf.arguments import load_train_config
+from lmrec_hf.data import load_unisrec, subsample_training_users
+from lmrec_hf.runner import train_from_args
+from lmrec_hf.transfer import FEATURES_FILE, ProbeArguments, check_encoder_checkpoint, run_probe
+
+from .conftest import HISTORIES, ITEMS
+from .toy_data import write_unisrec
+
+
+@pytest.fixture
+def toy(tmp_path):
+    return load_unisrec(write_unisrec(tmp_path / "toy", texts={i: ITEMS[i] for i in range(8)}))
+
+
+@pytest.fixture
+def base(model, tokenizer, tmp_path):
+    folder = tmp_path / "base"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_the_probe_trains_new_heads_and_saves_a_checkpoint_that_loads_like_any_other(base, toy, model, tmp_path,
+                                                                                     monkeypatch):
+    from transformers import AutoModel, AutoModelForCausalLM, pipeline
+
+    record = run_probe(base, toy, tmp_path / "probe", ProbeArguments(epochs=3, batch_size=2, learning_rate=0.05),
+                       max_length=64, ks=(5, 10))
+    assert record["method"] == "linear-probe" and record["lmrec"]["users"] == 3 and "popularity" in record
+    assert record["trainable_parameters"] == 2 * model.config.n_embd * model.config.projection_dim
+    assert record["training_pairs"] == 5 and 1 <= record["best_epoch"] <= record["epochs"] <= 3
+    assert json.loads((tmp_path / "probe" / "metrics.json").read_text()) == record
+    probed = AutoModelForCausalLM.from_pretrained(tmp_path / "probe" / "model")
+    # New heads, the same frozen trunk.
+    assert not torch.equal(probed.user_projection.weight, model.user_projection.weight)
+    for name, tensor in model.transformer.state_dict().items():
+        torch.testing.assert_close(probed.transformer.state_dict()[name], tensor, rtol=0, atol=0)
+    assert probed.config.lmrec_transfer["method"] == "linear-probe"
+    assert type(AutoModel.from_pretrained(tmp_path / "probe" / "model")).__name__ == "LMRecModel"
+    extractor = pipeline("feature-extraction", model=str(tmp_path / "probe" / "model"), trust_remote_code=True)
+    from lmrec_hf import format_history
+
+    enc = extractor.tokenizer([format_history(HISTORIES[0])], return_tensors="pt")
+    torch.testing.assert_close(torch.tensor(extractor([HISTORIES[0]], projection="user")[0]),
+                               probed.embed(enc.input_ids, projection="user")[0].detach(), atol=1e-5, rtol=0)
+
+    # The features are cached: a second probe (a scarce-data share) reads them back instead of encoding.
+    assert (tmp_path / "probe" / FEATURES_FILE).exists()
+    monkeypatch.setattr("lmrec_hf.transfer.embed_texts", lambda *a, **k: pytest.fail("features were re-encoded"))
+    scarce = run_probe(base, subsample_training_users(toy, 0.34, seed=1), tmp_path / "probe-half",
+                       ProbeArguments(epochs=1, batch_size=2), max_length=64,
+                       features_cache=tmp_path / "probe" / FEATURES_FILE)
+    assert scarce["train_share"] == 0.34 and scarce["training_pairs"] < record["training_pairs"]
+    with pytest.raises(ValueError, match="already exists; a probe never overwrites a checkpoint"):
+        run_probe(base, toy, tmp_path / "probe", ProbeArguments(epochs=1))
+
+
+def test_probe_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"`loss` must be one of \('softmax', 'bce'\), got 'hinge'"):
+        ProbeArguments(loss="hinge")
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer, got 0"):
+        ProbeArguments(epochs=0)
+
+
+def test_the_paper_bce_probe_trains_too(base, toy, tmp_path):
+    record = run_probe(base, toy, tmp_path / "probe", ProbeArguments(loss="bce", epochs=2, batch_size=2),
+                       max_length=64)
+    assert record["probe"]["loss"] == "bce" and "recall@10" in record["lmrec"]
+
+
+def test_a_transfer_refuses_a_checkpoint_without_a_trunk(base, toy, tmp_path):
+    heads = tmp_path / "heads"
+    heads.mkdir()
+    (heads / "config.json").write_text((base / "config.json").read_text())
+    save_file({"user_projection.weight": torch.zeros(2, 2)}, str(heads / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"has no LMRec trunk: its weights lack \['wte.weight'"):
+        check_encoder_checkpoint(heads)
+    with pytest.raises(ValueError, match="has no LMRec trunk"):
+        run_probe(heads, toy, tmp_path / "probe")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/base"}))
+    with pytest.raises(ValueError, match=r"is a LoRA adapter, not an encoder with a trunk.*'org/base'"):
+        check_encoder_checkpoint(adapter)
+    other = tmp_path / "gpt2"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(ValueError, match="holds a 'gpt2' model, not an LMRec encoder"):
+        check_encoder_checkpoint(other)
+    folder = write_unisrec(tmp_path / "toy-data")
+    with pytest.raises(ValueError, match="has no LMRec trunk"):
+        train_from_args(*load_train_config(None, {**_TINY, "data": str(folder), "init_from": str(heads),
+                                                  "lora_r": 2, "output_dir": str(tmp_path / "lora")}))
+    with pytest.raises(ValueError, match="`lora_r` 4 adapts a pretrained encoder, but no `init_from` was given"):
+        load_train_config(None, {"lora_r": 4})
+
+
+_TINY = {"preset": "1.7m", "vocab_size": 300, "max_steps": 2, "lm_batch_size": 2, "rec_batch_size": 2,
+         "max_length": 64, "use_cpu": True, "eval_strategy": "no", "save_strategy": "no", "disable_tqdm": True,
+         "write_catalog": False, "report_to": "none", "tokenizer_texts": 50, "learning_rate": 0.05}
+
+
+def test_lora_saves_the_adapter_alone_merges_and_refuses_another_base(tmp_path, model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = write_unisrec(tmp_path / "toy-data")
+    train_from_args(*load_train_config(None, {**_TINY, "data": str(folder), "output_dir": str(tmp_path / "base")}))
+    base_dir = tmp_path / "base" / "model"
+    base_weights = (base_dir / "model.safetensors").read_bytes()
+    result = train_from_args(*load_train_config(None, {**_TINY, "data": str(folder), "init_from": str(base_dir),
+                                                       "lora_r": 2, "output_dir": str(tmp_path / "lora")}))
+    assert result["method"] == "lora-r2-attention" and "recall@10" in result["lmrec"]
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    n_layer, d = base.config.n_layer, base.config.n_embd
+    # Rank-2 A and B on each block's c_attn (d -> 3d) and attn.c_proj (d -> d), plus the two new d x p heads.
+    lora = n_layer * 2 * ((d + 3 * d) + (d + d))
+    assert result["trainable_parameters"] == lora + 2 * d * base.config.projection_dim
+    adapter = tmp_path / "lora" / "adapter"
+    assert (adapter / "adapter_model.safetensors").stat().st_size < 0.5 * len(base_weights)
+    assert (base_dir / "model.safetensors").read_bytes() == base_weights  # the base is never written
+
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    from lmrec_hf import format_history
+
+    enc = tokenizer([format_history(h) for h in HISTORIES], padding=True, truncation=True, max_length=64,
+                    return_tensors="pt")
+    adapted = load_adapter(adapter).eval()  # the base comes from the adapter's config
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "lora" / "model").eval()
+    with torch.no_grad():
+        expected = merged.embed(enc.input_ids, enc.attention_mask, projection="user")
+        torch.testing.assert_close(adapted.embed(enc.input_ids, enc.attention_mask, projection="user"), expected,
+                                   atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(base.embed(enc.input_ids, enc.attention_mask, projection="user"), expected)
+    assert base_fingerprint(adapted) == base_fingerprint(base) != base_fingerprint(merged)
+
+    other = AutoModelForCausalLM.from_pretrained(base_dir)
+    with torch.no_grad():
+        other.transformer.h[0].attn.c_attn.weight.add_(0.01)
+    with pytest.raises(ValueError, match=r"was trained on the base .* a different encoder"):
+        load_adapter(adapter, base=other)
