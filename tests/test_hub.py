@@ -275,3 +275,61 @@ def test_a_pretrained_encoder_pushes_validates_and_loads_by_repo_id(hub, tmp_pat
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     loaded = _load("org/lmrec-tl-test", env)
     torch.testing.assert_close(torch.tensor(loaded["features"]), _local_features(folder), atol=1e-5, rtol=0)
+
+
+ADAPTER_LOAD_SCRIPT = """
+import json, sys
+sys.modules["lmrec_hf"] = None  # the user's process has no lmrec_hf, only transformers and peft
+import torch
+from peft import AutoPeftModel
+from transformers import AutoTokenizer
+repo, histories = sys.argv[1], json.loads(sys.argv[2])
+model = AutoPeftModel.from_pretrained(repo, trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained(repo)
+texts = [" \u2192 ".join(h) for h in histories]
+enc = tokenizer(texts, padding=True, return_tensors="pt")
+with torch.no_grad():
+    features = model.embed(enc["input_ids"], enc["attention_mask"], projection="user")
+print(json.dumps({"base": model.peft_config["default"].base_model_name_or_path, "features": features.tolist()}))
+"""
+
+
+def test_an_adapter_pushes_to_its_own_repo_and_loads_on_its_base_by_repo_id(hub, checkpoint, tmp_path):
+    """LoRA (issue 23): the adapter alone goes to its own repo, its config naming the base's repo id; a fresh process
+    with peft and no lmrec_hf rebuilds base + adapter from the adapter's repo id. A local base is refused."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmrec_hf import format_history
+    from lmrec_hf.adapters import add_lora, base_fingerprint, merged_model, save_adapter
+
+    env = _env(hub, tmp_path)
+    assert _push(checkpoint, "org/lmrec-base", env).returncode == 0
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    fingerprint = base_fingerprint(model)
+    adapted = add_lora(model, r=2)
+    torch.manual_seed(0)
+    with torch.no_grad():  # stands in for training: LoRA's B starts at zero
+        for name, parameter in adapted.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.1)
+    folder = save_adapter(adapted, tmp_path / "adapter", str(checkpoint), fingerprint)
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(folder)
+
+    refused = _push(folder, "org/lmrec-lora", env)
+    assert refused.returncode == 1 and "is the local path" in refused.stderr and "--base-repo-id" in refused.stderr
+    pushed = _push(folder, "org/lmrec-lora", env, "--base-repo-id", "org/lmrec-base")
+    assert pushed.returncode == 0, pushed.stderr[-3000:]
+    files = set(hub.repos["org/lmrec-lora"]["commits"][hub.repos["org/lmrec-lora"]["branches"]["main"]]["files"])
+    assert {"adapter_config.json", "adapter_model.safetensors", "lmrec_adapter.json", "tokenizer.json"} <= files
+    assert "model.safetensors" not in files
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == str(checkpoint)
+
+    result = _run(["-c", textwrap.dedent(ADAPTER_LOAD_SCRIPT), "org/lmrec-lora", json.dumps(HISTORIES)], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["base"] == "org/lmrec-base"
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    enc = tokenizer([format_history(h) for h in HISTORIES], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        local = merged_model(adapted).eval().embed(enc["input_ids"], enc["attention_mask"], projection="user")
+    torch.testing.assert_close(torch.tensor(loaded["features"]), local, atol=1e-5, rtol=1e-4)
