@@ -238,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         records = load_records()
         write_report(records)
-        print(f"Rewrote the generated part of {RESULTS_MD} from {len(records)} records")
+        import transfer  # the transfer section (issue 23) has records and a renderer of its own
+
+        transfer.write_report()
+        print(f"Rewrote the generated parts of {RESULTS_MD} from {len(records)} grid records and "
+              f"{len(transfer.load_records())} transfer records")
         return 0
     rows = args.rows or TABLES[args.table][1]
     try:

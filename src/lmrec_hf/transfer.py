@@ -300,7 +300,7 @@ def run_probe(model_dir: str | Path, data: RecData, output_dir: str | Path, args
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = LMRecForJointModeling.from_pretrained(model_dir).eval()
     weights = sorted(model_dir.glob("model*.safetensors"))
-    model_id = f"{model_dir.resolve()}@{file_sha256(weights[0])[:16]}"
+    model_id = "sha256:" + "+".join(file_sha256(w) for w in weights)  # the weights, wherever they lie
     cache = Path(features_cache) if features_cache else output_dir / FEATURES_FILE
     extract_start = time.time()
     features = probe_features(model, tokenizer, data, model_id, max_length, max_history_items, cache=cache)

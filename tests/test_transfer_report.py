@@ -1,0 +1,37 @@
+"""training/transfer.py's report: the transfer table with the cost ratio, the scarce-data table and its plot, from
+records only."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+import transfer  # noqa: E402
+
+
+def _record(row, seed, share, recall, **facts):
+    metrics = {"recall@10": recall, "ndcg@10": recall / 2, "recall@50": recall * 2, "ndcg@50": recall}
+    return {"row_id": row, "row": transfer.ROWS[row], "seed": seed, "train_share": share, "metrics": metrics,
+            "trainable_parameters": facts.pop("trainable_parameters", 10),
+            "command": f"python training/transfer.py run --rows {row}", **facts}
+
+
+def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path):
+    records = [_record("probe-tl", 0, 1.0, 0.02, epoch_time_s=2.0, train_time_s=20, extraction_time_s=300),
+               _record("probe-tl", 1, 1.0, 0.04, epoch_time_s=2.0, train_time_s=20, extraction_time_s=300),
+               _record("finetune", 42, 1.0, 0.05, epoch_time_s=400.0, train_time_s=900,
+                       trainable_parameters=7_000_000),
+               _record("probe-tl", 0, 0.01, 0.01), _record("id-transformer", 0, 0.01, 0.005),
+               _record("id-transformer", 0, 1.0, 0.09)]
+    results_md = tmp_path / "results.md"
+    results_md.write_text("# Results\n\nkept text\n")
+    (tmp_path / "results").mkdir()
+    transfer.write_report(records, results_md)
+    text = results_md.read_text()
+    assert text.startswith("# Results\n\nkept text\n") and transfer.BEGIN in text and transfer.END in text
+    assert "| LMRec^TL probe | 0, 1 | 0.0300 ± 0.0141 | 0.0150 ± 0.0071 |" in text
+    assert "| 10 | 2.00 ± 0.00 | 320 ± 0 | x200 |" in text  # 400 s over 2 s per epoch; total counts the extraction
+    assert "| LMRec^TL full finetune | 42 | 0.0500 |" in text and "| 7,000,000 | 400.00 | 900 | x1 |" in text
+    assert "| row | 0.01 | 1 |" in text and "| ID transformer | 0.0050 | 0.0900 |" in text
+    assert (tmp_path / "results" / "transfer-scarce-data.png").stat().st_size > 1000
+    transfer.write_report(records[:3], results_md)  # a second report replaces the section, never appends one
+    assert results_md.read_text().count(transfer.BEGIN) == 1 and "| row | 0.01" not in results_md.read_text()
