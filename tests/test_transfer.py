@@ -148,3 +148,28 @@ def test_lora_saves_the_adapter_alone_merges_and_refuses_another_base(tmp_path, 
         other.transformer.h[0].attn.c_attn.weight.add_(0.01)
     with pytest.raises(ValueError, match=r"was trained on the base .* a different encoder"):
         load_adapter(adapter, base=other)
+
+
+def test_the_probe_and_finetune_commands(base, tmp_path, capsys):
+    from lmrec_hf.cli import main
+
+    folder = write_unisrec(tmp_path / "toy-cli", texts={i: ITEMS[i] for i in range(8)})
+    common = ["--data", str(folder), "--cache-dir", str(tmp_path / "cache")]
+    assert main(["probe", str(base), *common, "-o", str(tmp_path / "probe"), "--epochs", "1", "--max-length",
+                 "64"]) == 0
+    out = capsys.readouterr().out
+    assert "Linear probe: 2,048 trainable parameters, 1 epochs" in out and (tmp_path / "probe/model").is_dir()
+    with pytest.raises(SystemExit):
+        main(["probe", str(base), *common, "-o", str(tmp_path / "p2"), "--train-share", "0"])
+    assert "expected a share of the training users in (0, 1], got '0'" in capsys.readouterr().err
+    assert main(["probe", str(tmp_path / "probe" / "nothing"), *common, "-o", str(tmp_path / "p3")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+    code = main(["finetune", str(base), "--data", str(folder), "--lora", "-o", str(tmp_path / "lora"),
+                 "--max_steps", "1", "--rec_batch_size", "2", "--max_length", "64", "--eval_split", "test",
+                 "--report_to", "none", "--disable_tqdm", "true"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "lora" / "adapter" / "adapter_config.json").exists()
+    assert (tmp_path / "lora" / "model" / "model.safetensors").exists()
+    metrics = json.loads((tmp_path / "lora" / "metrics.json").read_text())
+    assert metrics["method"] == "lora-r8-attention" and metrics["init_from"] == str(base)

@@ -368,8 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--config", default=FINETUNE_RECIPE, help="the recipe (default "
                                                                     "training/configs/finetune-cpu.yaml)")
     finetune.add_argument("--output-dir", "-o", default=None)
-    finetune.add_argument("overrides", nargs=argparse.REMAINDER, help="--key value pairs that override the recipe")
-    finetune.set_defaults(func=_finetune)
+    finetune.set_defaults(func=_finetune)  # any other --key value pair overrides the recipe, as for `train`
 
     probe = commands.add_parser("probe", help="LMRec^TL's linear probe: new user and item heads on a frozen encoder's "
                                               "features of a target task")
@@ -432,7 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(command="train", func=_train, config=config, overrides=rest,
                                   verbose=start == 1)
     else:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command != "finetune":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command == "finetune":
+            args.overrides = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command is None:
