@@ -48,3 +48,20 @@ def test_training_learns_the_training_successions(tmp_path):
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="n_embd divisible by n_head.*n_embd=10, n_head=4"):
         IDTransformerRecommender(n_items=5, n_embd=10, n_head=4)
+
+
+def test_cold_items_share_one_embedding_in_the_id_transformer(tmp_path):
+    from lmrec_hf.data import cold_items, hold_out_cold_items
+
+    data = hold_out_cold_items(load_unisrec(write_unisrec(tmp_path / "toy")), 0.25, seed=0)
+    args = TrainingArguments(output_dir=str(tmp_path / "id"), max_steps=2, per_device_train_batch_size=2,
+                             report_to="none", use_cpu=True, disable_tqdm=True, save_strategy="no",
+                             remove_unused_columns=False)
+    model = train_id_transformer(data, args, n_embd=8, n_layer=1, n_head=1, max_len=8)
+    cold = sorted(cold_items(data))
+    weight = model.trunk.wte.weight
+    torch.testing.assert_close(weight[cold[0]], weight[cold[1]], rtol=0, atol=0)
+    warm = [i for i in range(8) if i not in cold]
+    torch.testing.assert_close(weight[cold[0]], weight[warm].mean(0))
+    result = evaluate_id_transformer(model, data, "test", targets="cold")
+    assert result["users"] == data.info["cold_test_users"]

@@ -78,3 +78,39 @@ def test_scarce_data_trains_on_a_seeded_share_and_evaluates_everyone(tmp_path):
     for share in (0, -0.1, 1.5, True, "0.5", float("nan")):
         with pytest.raises(ValueError, match=r"share must be a fraction in \(0, 1\] of the training users"):
             subsample_training_users(data, share)
+
+
+def test_cold_items_are_held_out_of_all_training_text(tmp_path):
+    from lmrec_hf.data import cold_items, hold_out_cold_items, lm_texts, train_pairs
+    from lmrec_hf.evaluation import eval_targets
+    from lmrec_hf.runner import tokenizer_corpus
+
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    cold_data = hold_out_cold_items(data, 0.25, seed=0)
+    cold = cold_items(cold_data)
+    assert len(cold) == 2 and cold_data.info["cold_fraction"] == 0.25 and not cold_items(data)
+    for before, after in zip(data.sequences, cold_data.sequences):
+        assert after[-2:] == before[-2:]  # valid and test items stay
+        assert after[:-2] == [i for i in before[:-2] if i not in cold]  # the training part loses the cold items
+    pairs = train_pairs(cold_data)
+    assert all(cold_data.sequences[r][p] not in cold for r, p in zip(pairs["user_row"][:], pairs["position"][:]))
+    texts = cold_data.item_texts
+    assert not any(texts[i] in text for text in lm_texts(cold_data)["text"][:] for i in cold)
+    corpus = tokenizer_corpus(cold_data, lm_texts(cold_data), "task", 100, seed=0)
+    assert not any(texts[i] in corpus for i in cold) and len(corpus) == len(lm_texts(cold_data)) + 6
+    assert cold_data.users["item_texts"][:] == [[texts[i] for i in s] for s in cold_data.sequences]
+    counts = evaluate_popularity(cold_data, "test", targets="cold")["users"], \
+        evaluate_popularity(cold_data, "test", targets="warm")["users"]
+    assert counts == (cold_data.info["cold_test_users"], cold_data.info["warm_test_users"]) and sum(counts) == 3
+    _, _, targets = eval_targets(cold_data, "test", targets="cold")
+    assert all(t in cold for t in targets.tolist())
+
+    with pytest.raises(ValueError, match="every one of the 3 test users has a cold target, so no warm user is left"):
+        hold_out_cold_items(data, 0.99, seed=0)
+    for fraction in (0, 1, 1.5):
+        with pytest.raises(ValueError, match=r"the cold-item fraction must be in \(0, 1\)"):
+            hold_out_cold_items(data, fraction)
+    with pytest.raises(ValueError, match="splits users by cold items, but Toy holds none out"):
+        eval_targets(data, "test", targets="cold")
+    with pytest.raises(ValueError, match=r"`targets` must be one of \('all', 'warm', 'cold'\)"):
+        eval_targets(data, "test", targets="hot")

@@ -173,3 +173,24 @@ def test_the_probe_and_finetune_commands(base, tmp_path, capsys):
     assert (tmp_path / "lora" / "model" / "model.safetensors").exists()
     metrics = json.loads((tmp_path / "lora" / "metrics.json").read_text())
     assert metrics["method"] == "lora-r8-attention" and metrics["init_from"] == str(base)
+
+
+def test_a_probe_on_cold_start_data_never_trains_on_cold_items_and_reports_both_groups(base, toy, tmp_path,
+                                                                                       monkeypatch):
+    from lmrec_hf.data import cold_items, hold_out_cold_items
+
+    data = hold_out_cold_items(toy, 0.25, seed=0)
+    cold = cold_items(data)
+    seen = []
+    real = torch.nn.functional.cross_entropy
+
+    def spy(scores, targets):
+        seen.append((scores.detach().clone(), targets.clone()))
+        return real(scores, targets)
+
+    monkeypatch.setattr("lmrec_hf.transfer.F.cross_entropy", spy)
+    record = run_probe(base, data, tmp_path / "probe", ProbeArguments(epochs=1, batch_size=2), max_length=64)
+    assert record["cold"]["users"] == data.info["cold_test_users"]
+    assert record["warm"]["users"] == data.info["warm_test_users"]
+    assert seen and all(bool(torch.isinf(scores[:, sorted(cold)]).all()) for scores, _ in seen)
+    assert all(t not in cold for _, targets in seen for t in targets.tolist())

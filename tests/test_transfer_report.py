@@ -21,7 +21,10 @@ def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path):
                _record("finetune", 42, 1.0, 0.05, epoch_time_s=400.0, train_time_s=900,
                        trainable_parameters=7_000_000),
                _record("probe-tl", 0, 0.01, 0.01), _record("id-transformer", 0, 0.01, 0.005),
-               _record("id-transformer", 0, 1.0, 0.09)]
+               _record("id-transformer", 0, 1.0, 0.09),
+               _record("id-transformer", 0, 1.0, 0.08, cold_fraction=0.1, cold_items=439,
+                       metrics_cold={"recall@10": 0.0, "ndcg@10": 0.0, "users": 800},
+                       metrics_warm={"recall@10": 0.1, "ndcg@10": 0.05, "users": 7642})]
     results_md = tmp_path / "results.md"
     results_md.write_text("# Results\n\nkept text\n")
     (tmp_path / "results").mkdir()
@@ -32,6 +35,8 @@ def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path):
     assert "| 10 | 2.00 ± 0.00 | 320 ± 0 | x200 |" in text  # 400 s over 2 s per epoch; total counts the extraction
     assert "| LMRec^TL full finetune | 42 | 0.0500 |" in text and "| 7,000,000 | 400.00 | 900 | x1 |" in text
     assert "| row | 0.01 | 1 |" in text and "| ID transformer | 0.0050 | 0.0900 |" in text
+    assert "| ID transformer | 0 | 7,642 | 0.1000 | 0.0500 | 800 | 0.0000 | 0.0000 |" in text
+    assert "439 items (10%, seed 0) held out" in text and "| ID transformer | 0.0050 | 0.0900 |" in text
     assert (tmp_path / "results" / "transfer-scarce-data.png").stat().st_size > 1000
     transfer.write_report(records[:3], results_md)  # a second report replaces the section, never appends one
     assert results_md.read_text().count(transfer.BEGIN) == 1 and "| row | 0.01" not in results_md.read_text()

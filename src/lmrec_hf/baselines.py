@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2Model, Trainer, TrainingArguments
 
-from .data import RecData, split_sequences
+from .data import RecData, cold_items, split_sequences
 from .evaluation import evaluate_scorer
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,22 @@ class IDTransformerRecommender(nn.Module):
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
         return {"loss": loss, "logits": logits}
+
+    @torch.no_grad()
+    def share_cold_embedding(self, cold: set[int] | list[int]) -> None:
+        """
+        The usual ID baseline for items unseen in training (Recformer's protocol): every cold item gets one shared
+        "[cold]" embedding, as input and as candidate. No cold item occurs in training, so it cannot be learned; it is
+        the mean of the trained item embeddings. Cold items then tie with each other, and ties count against the
+        model.
+        """
+        cold = sorted(cold)
+        if not cold:
+            return
+        weight = self.trunk.wte.weight  # (n_items + 1, d), the last row padding
+        warm = torch.ones(self.n_items, dtype=torch.bool)
+        warm[cold] = False
+        weight[cold] = weight[: self.n_items][warm].mean(dim=0)
 
     @torch.no_grad()
     def score(self, histories: list[list[int]]) -> torch.Tensor:
@@ -104,6 +120,7 @@ def train_id_transformer(data: RecData, args: TrainingArguments, n_embd: int = 6
     model = IDTransformerRecommender(len(data.items), n_embd, n_layer, n_head, max_len, dropout)
     trainer = Trainer(model=model, args=args, train_dataset=_Sequences(sequences), data_collator=_collate(model.pad_id))
     trainer.train()
+    model.share_cold_embedding(cold_items(data))  # held-out items (hold_out_cold_items) share one "[cold]" vector
     return model.eval()
 
 

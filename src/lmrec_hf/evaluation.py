@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import RecData, eval_pairs, history_items, split_sequences
+from .checks import check_choice
+from .data import RecData, cold_items, eval_pairs, history_items, split_sequences
 from .encoding import embed_texts, encode_item_texts
 from .formatting_lmrec import format_history, item_token_limit
 
@@ -111,13 +112,26 @@ def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_len
     return encode_item_texts(model, tokenizer, data.item_texts, "item", batch_size, max_length)
 
 
-def eval_targets(data: RecData, split: str, max_users: int | None = None, seed: int = 0):
-    """The evaluated users' (rows, positions, targets) of a split: all of them, or a seeded sample of `max_users`."""
+TARGET_GROUPS = ("all", "warm", "cold")
+
+
+def eval_targets(data: RecData, split: str, max_users: int | None = None, seed: int = 0, targets: str = "all"):
+    """The evaluated users' (rows, positions, targets) of a split: all of them, or a seeded sample of `max_users`.
+    `targets="cold"` keeps the users whose target is a cold item (`hold_out_cold_items`), `"warm"` the others."""
+    check_choice("targets", targets, TARGET_GROUPS, note="every evaluated user, or those whose target is a warm or "
+                 "a cold item")
     if max_users is not None and (isinstance(max_users, bool) or not isinstance(max_users, (int, np.integer))
                                   or max_users < 1):
         raise ValueError(f"max_users must be a positive integer or None (every user), got {max_users!r}.")
     pairs = eval_pairs(data, split)
     rows, positions = pairs["user_row"][:], pairs["position"][:]
+    if targets != "all":
+        cold = cold_items(data)
+        if not cold:
+            raise ValueError(f"targets={targets!r} splits users by cold items, but {data.name} holds none out; "
+                             "call hold_out_cold_items first.")
+        keep = [(r, p) for r, p in zip(rows, positions) if (data.sequences[r][p] in cold) == (targets == "cold")]
+        rows, positions = [r for r, _ in keep], [p for _, p in keep]
     if max_users is not None and max_users < len(rows):
         pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_users, replace=False))
         rows, positions = [rows[i] for i in pick], [positions[i] for i in pick]
@@ -173,7 +187,8 @@ def evaluate_item_to_item(model, tokenizer, data: RecData, split: str = "test", 
 
 def evaluate_scorer(score_users, data: RecData, split: str = "test", ks=DEFAULT_KS, max_users: int | None = None,
                     seed: int = 0, protocol: str = "full", mask_history: bool = False,
-                    negatives: np.ndarray | None = None, num_negatives: int = 100) -> dict[str, float]:
+                    negatives: np.ndarray | None = None, num_negatives: int = 100, targets: str = "all"
+                    ) -> dict[str, float]:
     """
     The same protocol for any model: `score_users(rows, positions)` returns (len(rows), n_items) scores for the
     users whose histories are their items before `position` (at most 1,024 users per call). Used by baselines
@@ -181,9 +196,9 @@ def evaluate_scorer(score_users, data: RecData, split: str = "test", ks=DEFAULT_
     """
     check_ranking_protocol(protocol)
     ks = check_ks(ks)
-    rows, positions, targets = eval_targets(data, split, max_users, seed)
+    rows, positions, items = eval_targets(data, split, max_users, seed, targets)
     return _rank_all(lambda start, stop: score_users(rows[start:stop], positions[start:stop]), data, rows, positions,
-                     targets, ks, protocol, mask_history, negatives, seed, num_negatives)
+                     items, ks, protocol, mask_history, negatives, seed, num_negatives)
 
 
 def _rank_all(score_block, data, rows, positions, targets, ks, protocol, mask_history, negatives, seed,
@@ -219,7 +234,7 @@ def evaluate_random(data: RecData, split: str = "test", ks=DEFAULT_KS, max_users
 
 def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS, protocol: str = "full",
                         mask_history: bool = False, negatives: np.ndarray | None = None, max_users: int | None = None,
-                        seed: int = 0, num_negatives: int = 100) -> dict[str, float]:
+                        seed: int = 0, num_negatives: int = 100, targets: str = "all") -> dict[str, float]:
     """The popularity baseline on the same split and protocol: items ranked by how often they occur in the
     training part."""
     check_ranking_protocol(protocol)
@@ -227,7 +242,7 @@ def evaluate_popularity(data: RecData, split: str = "test", ks=DEFAULT_KS, proto
     for _, seq in split_sequences(data, "train"):
         np.add.at(counts, seq, 1)
     ks = check_ks(ks)
-    rows, positions, targets = eval_targets(data, split, max_users, seed)
+    rows, positions, targets = eval_targets(data, split, max_users, seed, targets)
     if protocol == "full" and not mask_history:
         # Every user sees the same scores: a target's rank is the number of other items counted at least as often.
         ranked = np.sort(counts)

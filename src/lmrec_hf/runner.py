@@ -20,6 +20,7 @@ from .checks import check_choice
 from .configuration_lmrec import LMRecConfig
 from .data import (
     RecData,
+    cold_items,
     combine_tasks,
     lm_texts,
     load_data,
@@ -108,7 +109,8 @@ def tokenizer_corpus(data: RecData, lm_stream: Dataset, source: str, max_texts: 
     check_tokenizer_source(source)
     histories = lm_stream if source == "stream" else lm_texts(data, "train")
     sample = histories.shuffle(seed=seed).select(range(min(max_texts, len(histories))))
-    return sample["text"][:] + data.item_texts
+    cold = cold_items(data)  # held-out cold items never reach the tokenizer
+    return sample["text"][:] + [text for i, text in enumerate(data.item_texts) if i not in cold]
 
 
 def _load_tasks(data_args: DataArguments, seed: int) -> list[RecData]:

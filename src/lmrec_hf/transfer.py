@@ -20,7 +20,7 @@ from torch import nn
 
 from .checkpoints import check_checkpoint_dir, read_config
 from .checks import check_choice
-from .data import RecData, eval_pairs, history_items, train_pairs
+from .data import RecData, cold_items, eval_pairs, history_items, train_pairs
 from .encoding import embed_texts, encode_item_texts
 from .evaluation import DEFAULT_KS, evaluate_popularity, evaluate_scorer, evaluation_record
 from .formatting_lmrec import format_history, item_token_limit
@@ -142,7 +142,8 @@ def probe_features(model, tokenizer, data: RecData, model_id: str, max_length: i
     (`model_id`), data and lengths are read back instead of encoded; other features are never reused.
     """
     meta = {"model": model_id, "data": data.name, **data.stats(), "max_length": max_length,
-            "max_history_items": max_history_items}
+            "max_history_items": max_history_items, "cold_items": len(cold_items(data)),
+            "cold_seed": data.info.get("cold_seed")}
     if cache is not None and cache.exists():
         features = ProbeFeatures.load(cache)
         if features.meta == meta:
@@ -165,6 +166,12 @@ def probe_features(model, tokenizer, data: RecData, model_id: str, max_length: i
         cache.parent.mkdir(parents=True, exist_ok=True)
         features.save(cache)
     return features
+
+
+def _mask(indices: torch.Tensor, size: int) -> torch.Tensor:
+    mask = torch.zeros(size, dtype=torch.bool)
+    mask[indices] = True
+    return mask
 
 
 class ProbeHeads(nn.Module):
@@ -202,10 +209,14 @@ class ProbeArguments:
             raise ValueError(f"ProbeArguments: `learning_rate` must be positive, got {self.learning_rate!r}.")
 
 
-def _probe_loss(heads: ProbeHeads, users, targets, items, args: ProbeArguments, generator) -> torch.Tensor:
+def _probe_loss(heads: ProbeHeads, users, targets, items, args: ProbeArguments, generator, warm) -> torch.Tensor:
+    """The probe's loss over the warm items only: held-out cold items are neither candidates nor negatives."""
     if args.loss == "softmax":
-        return F.cross_entropy(heads.scores(users, items), targets)
-    negatives = torch.randint(len(items), (len(targets), args.num_negatives), generator=generator)
+        scores = heads.scores(users, items)
+        if len(warm) < len(items):
+            scores = scores.masked_fill(~_mask(warm, len(items)), float("-inf"))
+        return F.cross_entropy(scores, targets)
+    negatives = warm[torch.randint(len(warm), (len(targets), args.num_negatives), generator=generator)]
     candidates = torch.cat([targets.view(-1, 1), negatives], dim=1)  # (B, 1 + K)
     user_vectors = heads.user_projection(users)  # (B, p)
     item_vectors = heads.item_projection(items[candidates])  # (B, 1 + K, p)
@@ -230,22 +241,24 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
     train_users = features.users[features.lookup(rows, positions)]  # (N, d)
     targets = torch.tensor([sequences[r][p] for r, p in zip(rows, positions)])
     items = features.items
+    cold = cold_items(data)
+    warm = torch.tensor([i for i in range(len(items)) if i not in cold])
     heads = ProbeHeads(items.shape[1], projection_dim or items.shape[1])
     optimizer = torch.optim.AdamW(heads.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), eps=1e-6,
                                   weight_decay=args.weight_decay)
 
-    def evaluate(split: str) -> dict:
+    def evaluate(split: str, group: str = "all") -> dict:
         with torch.no_grad():
             item_vectors = heads.item_projection(items)
             return evaluate_scorer(lambda r, p: heads.user_projection(features.users[features.lookup(r, p)])
-                                   @ item_vectors.T, data, split, ks=ks)
+                                   @ item_vectors.T, data, split, ks=ks, targets=group)
 
     best, best_state, best_epoch, epoch_times, history = -1.0, None, 0, [], []
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         heads.train()
         for batch in torch.randperm(len(targets), generator=generator).split(args.batch_size):
-            loss = _probe_loss(heads, train_users[batch], targets[batch], items, args, generator)
+            loss = _probe_loss(heads, train_users[batch], targets[batch], items, args, generator, warm)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -266,6 +279,8 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
              "epoch_time_s": round(float(np.mean(epoch_times)), 4), "train_time_s": round(sum(epoch_times), 2),
              "training_pairs": len(targets), "trainable_parameters": sum(p.numel() for p in heads.parameters()),
              "history": history}
+    if cold:  # the test users whose target is a held-out cold item, and the others, apart
+        facts.update(cold=evaluate("test", "cold"), warm=evaluate("test", "warm"))
     return heads, facts
 
 

@@ -21,9 +21,11 @@ from .online_retail import (
 from .readers import load_agnostic, load_interactions, load_unisrec
 from .records import SPLIT_PROTOCOLS, SPLITS, RecData, default_cache_dir, k_core, load_prepared
 from .splits import (
+    cold_items,
     eval_pairs,
     history_items,
     history_window,
+    hold_out_cold_items,
     lm_texts,
     split_sequences,
     split_users,
@@ -38,5 +40,6 @@ __all__ = [
     "download_online_retail", "eval_pairs", "find_online_retail", "history_items", "history_window", "k_core",
     "lm_texts", "load_agnostic", "load_data", "load_interactions", "load_prepared", "load_unisrec",
     "prepare_online_retail", "resolve_data_path", "split_sequences", "split_users", "subsample_training_users",
+    "hold_out_cold_items", "cold_items",
     "train_pairs",
 ]

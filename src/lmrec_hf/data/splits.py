@@ -52,6 +52,48 @@ def subsample_training_users(data: RecData, share: float, seed: int = 0) -> RecD
                    info={**data.info, "train_share": share, "train_share_seed": seed, "training_users": len(chosen)})
 
 
+def hold_out_cold_items(data: RecData, fraction: float = 0.1, seed: int = 0) -> RecData:
+    """
+    The cold-start regime: a seeded `fraction` (in (0, 1)) of the items is held out of all training text. Their
+    indices go to `info["cold_items"]`, and they are removed from every user's training part (leave-one-out: all but
+    the last two items; user split: the training users' sequences), so they are never a training target, never in
+    a training history and never in the LM texts or popularity counts; `cold_items(data)` tells the tokenizer and the
+    probe to leave them out too. Cold items appear only as they would when new: as valid or test items, targets or
+    the valid item in a test history. A test user whose target is cold is a cold user. Refuses a fraction that leaves
+    no test user with a warm target.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"the cold-item fraction must be in (0, 1), got {fraction!r}; 0.1 holds out one item in ten.")
+    n_items = len(data.items)
+    cold = set(np.random.default_rng(seed).choice(n_items, size=max(1, round(fraction * n_items)),
+                                                  replace=False).tolist())
+    warm = lambda items: [item for item in items if item not in cold]  # noqa: E731
+    if data.protocol == "leave_one_out":
+        sequences = [warm(seq[:-2]) + seq[-2:] for seq in data.sequences]
+    else:
+        labels = data.users["split"][:]
+        sequences = [warm(seq) if label == "train" else seq for seq, label in zip(data.sequences, labels)]
+    texts = data.item_texts
+    users = data.users.remove_columns([c for c in ("item_ids", "item_texts") if c in data.users.column_names])
+    users = users.add_column("item_ids", sequences).add_column("item_texts", [[texts[i] for i in s] for s in sequences])
+    out = RecData(name=data.name, users=users, items=data.items, protocol=data.protocol, ordered=data.ordered,
+                  info={**data.info, "cold_items": sorted(cold), "cold_fraction": fraction, "cold_seed": seed})
+    pairs = eval_pairs(out, "test")
+    targets = [sequences[r][p] for r, p in zip(pairs["user_row"][:], pairs["position"][:])]
+    warm_users = sum(t not in cold for t in targets)
+    if warm_users == 0:
+        raise ValueError(f"a cold-item fraction of {fraction} holds out {len(cold)} of {n_items} items, and every one "
+                         f"of the {len(targets)} test users has a cold target, so no warm user is left to compare "
+                         "with. Pass a smaller fraction.")
+    out.info.update(cold_test_users=len(targets) - warm_users, warm_test_users=warm_users)
+    return out
+
+
+def cold_items(data: RecData) -> set[int]:
+    """The items `hold_out_cold_items` keeps out of training (empty when none are)."""
+    return set(data.info.get("cold_items", ()))
+
+
 def split_sequences(data: RecData, split: str) -> list[tuple[int, list[int]]]:
     """(user row, the part of its sequence visible for `split`) pairs. With a `trains` column
     (`subsample_training_users`), "train" keeps only the users marked to train."""
