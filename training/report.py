@@ -42,12 +42,12 @@ def load_records(runs: Path = RUNS) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))] if runs.exists() else []
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], digits: int = 4) -> str:
     if not values:
         return ""
     if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def summarize(records: list[dict]) -> dict:

@@ -25,6 +25,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import _mean_std as _cell  # noqa: E402  (training/ holds scripts; one mean ± std format)
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "docs" / "results" / "runs" / "transfer"
 RESULTS_MD = ROOT / "docs" / "results.md"
@@ -100,7 +103,6 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
     elif row == "id-transformer":
         from transformers import TrainingArguments
 
-        sys.path.insert(0, str(ROOT / "training"))
         from grid import ID_TRANSFORMER
 
         from lmrec_hf.baselines import evaluate_id_transformer, train_id_transformer
@@ -147,14 +149,6 @@ def save_record(record: dict) -> Path:
 
 def load_records() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))] if RECORDS.exists() else []
-
-
-def _cell(values: list[float], digits: int = 4) -> str:
-    if not values:
-        return ""
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def render(records: list[dict]) -> str:
