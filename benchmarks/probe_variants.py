@@ -1,0 +1,62 @@
+"""
+What limits the linear probe on Scientific (issue 23): the same trainer (`train_probe`, seed 0) on variants of the
+frozen features cached by `training/transfer.py` (or `lmrec-hf probe --features-cache`). Valid and test Recall@10,
+full ranking. None of the variants is what `lmrec-hf probe` saves: the probed checkpoint applies its heads to raw z.
+
+- `eos`: the paper's probe, z at the history's EOS (what `lmrec-hf probe` trains);
+- `eos-centred`: z_u and z_i each centred on their mean and scaled to a norm of 4 (a common direction dominates
+  raw z: norm about 13 against a per-dimension spread of 0.17);
+- `last-item`: the user feature is z_i of the last history item instead of the history's EOS.
+
+    python benchmarks/probe_variants.py --features outputs/features/probe-tl-scientific.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lmrec_hf.data import load_data, resolve_data_path
+from lmrec_hf.transfer import ProbeArguments, ProbeFeatures, train_probe
+
+VARIANTS = ("eos", "eos-centred", "last-item")
+
+
+def variant(features: ProbeFeatures, name: str, sequences) -> ProbeFeatures:
+    users, items = features.users, features.items
+    if name == "eos-centred":
+        users = torch.nn.functional.normalize(users - users.mean(0), dim=1) * 4
+        items = torch.nn.functional.normalize(items - items.mean(0), dim=1) * 4
+    elif name == "last-item":
+        last = [sequences[r][p - 1] for r, p in zip(features.rows.tolist(), features.positions.tolist())]
+        users = items[torch.tensor(last)]
+    return ProbeFeatures(users=users, rows=features.rows, positions=features.positions, items=items,
+                         meta=features.meta)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--features", required=True)
+    parser.add_argument("--data", default="../shared/data/amazon-scientific")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--epochs", type=int, default=10)
+    args = parser.parse_args(argv)
+    data = load_data(resolve_data_path(args.data))
+    features = ProbeFeatures.load(Path(args.features))
+    z = features.users
+    print(f"raw z_u: mean norm {z.norm(dim=1).mean():.2f}, mean per-dimension std {z.std(0).mean():.3f}")
+    print("| features | valid R@10 | test R@10 | best epoch | seconds |\n|---|---|---|---|---|")
+    for name in args.variants:
+        start = time.time()
+        _, facts = train_probe(variant(features, name, data.sequences), data, ProbeArguments(epochs=args.epochs))
+        print(f"| {name} | {facts['valid']['recall@10']:.4f} | {facts['test']['recall@10']:.4f} | "
+              f"{facts['best_epoch']} | {time.time() - start:.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
