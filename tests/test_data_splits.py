@@ -105,7 +105,7 @@ def test_cold_items_are_held_out_of_all_training_text(tmp_path):
     _, _, targets = eval_targets(cold_data, "test", targets="cold")
     assert all(t in cold for t in targets.tolist())
 
-    with pytest.raises(ValueError, match="every one of the 3 test users has a cold target, so no warm user is left"):
+    with pytest.raises(ValueError, match="holds out 8 of 8 items and leaves no warm user to compare with"):
         hold_out_cold_items(data, 0.99, seed=0)
     for fraction in (0, 1, 1.5):
         with pytest.raises(ValueError, match=r"the cold-item fraction must be in \(0, 1\)"):
@@ -114,3 +114,16 @@ def test_cold_items_are_held_out_of_all_training_text(tmp_path):
         eval_targets(data, "test", targets="cold")
     with pytest.raises(ValueError, match=r"`targets` must be one of \('all', 'warm', 'cold'\)"):
         eval_targets(data, "test", targets="hot")
+
+
+def test_a_user_whose_training_part_is_all_cold_is_dropped(tmp_path):
+    from lmrec_hf.data import cold_items, hold_out_cold_items
+
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))  # user 2 is [3, 4, 5]: its training part is [3]
+    for seed in range(50):
+        cold_data = hold_out_cold_items(data, 0.25, seed=seed)
+        if 3 in cold_items(cold_data):
+            break
+    assert cold_data.info["users_left_without_history"] == 1 and len(cold_data.users) == 2
+    assert all(len(seq) > 2 for seq in cold_data.sequences)
+    assert "2" not in cold_data.users["user_id"][:]

@@ -59,8 +59,9 @@ def hold_out_cold_items(data: RecData, fraction: float = 0.1, seed: int = 0) -> 
     the last two items; user split: the training users' sequences), so they are never a training target, never in
     a training history and never in the LM texts or popularity counts; `cold_items(data)` tells the tokenizer and the
     probe to leave them out too. Cold items appear only as they would when new: as valid or test items, targets or
-    the valid item in a test history. A test user whose target is cold is a cold user. Refuses a fraction that leaves
-    no test user with a warm target.
+    the valid item in a test history. A test user whose target is cold is a cold user. A leave-one-out user whose
+    whole training part is cold has no history left and is dropped (`info["users_left_without_history"]`). Refuses a
+    fraction that leaves no test user with a warm target.
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ValueError(f"the cold-item fraction must be in (0, 1), got {fraction!r}; 0.1 holds out one item in ten.")
@@ -73,18 +74,23 @@ def hold_out_cold_items(data: RecData, fraction: float = 0.1, seed: int = 0) -> 
     else:
         labels = data.users["split"][:]
         sequences = [warm(seq) if label == "train" else seq for seq, label in zip(data.sequences, labels)]
+    # A leave-one-out user whose whole training part was cold has no history left before its valid item: dropped.
+    keep = [row for row, seq in enumerate(sequences) if data.protocol != "leave_one_out" or len(seq) > 2]
+    sequences = [sequences[row] for row in keep]
     texts = data.item_texts
-    users = data.users.remove_columns([c for c in ("item_ids", "item_texts") if c in data.users.column_names])
+    users = data.users.select(keep) if len(keep) < len(data.users) else data.users
+    users = users.remove_columns([c for c in ("item_ids", "item_texts") if c in users.column_names])
     users = users.add_column("item_ids", sequences).add_column("item_texts", [[texts[i] for i in s] for s in sequences])
     out = RecData(name=data.name, users=users, items=data.items, protocol=data.protocol, ordered=data.ordered,
-                  info={**data.info, "cold_items": sorted(cold), "cold_fraction": fraction, "cold_seed": seed})
+                  info={**data.info, "cold_items": sorted(cold), "cold_fraction": fraction, "cold_seed": seed,
+                        "users_left_without_history": len(data.users) - len(keep)})
     pairs = eval_pairs(out, "test")
     targets = [sequences[r][p] for r, p in zip(pairs["user_row"][:], pairs["position"][:])]
     warm_users = sum(t not in cold for t in targets)
     if warm_users == 0:
-        raise ValueError(f"a cold-item fraction of {fraction} holds out {len(cold)} of {n_items} items, and every one "
-                         f"of the {len(targets)} test users has a cold target, so no warm user is left to compare "
-                         "with. Pass a smaller fraction.")
+        raise ValueError(f"a cold-item fraction of {fraction} holds out {len(cold)} of {n_items} items and leaves no "
+                         f"warm user to compare with: none of the {len(targets)} test users with a history left has a "
+                         "warm target. Pass a smaller fraction.")
     out.info.update(cold_test_users=len(targets) - warm_users, warm_test_users=warm_users)
     return out
 
