@@ -33,7 +33,7 @@ def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path):
     assert text.startswith("# Results\n\nkept text\n") and transfer.BEGIN in text and transfer.END in text
     assert "| LMRec^TL probe | 0, 1 | 0.0300 ± 0.0141 | 0.0150 ± 0.0071 |" in text
     assert "| 10 | 2.00 ± 0.00 | 320 ± 0 | x200 |" in text  # 400 s over 2 s per epoch; total counts the extraction
-    assert "| LMRec^TL full finetune | 42 | 0.0500 |" in text and "| 7,000,000 | 400.00 | 900 | x1 |" in text
+    assert "| LMRec^TL full finetune | 42 | 0.0500 |" in text and "| 7,000,000 | 400.00 | 900 | x1.0 |" in text
     assert "| row | 0.01 | 1 |" in text and "| ID transformer | 0.0050 | 0.0900 |" in text
     assert "| ID transformer | 0 | 7,642 | 0.1000 | 0.0500 | 800 | 0.0000 | 0.0000 |" in text
     assert "439 items (10%, seed 0) held out" in text and "| ID transformer | 0.0050 | 0.0900 |" in text

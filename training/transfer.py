@@ -171,7 +171,8 @@ def render(records: list[dict]) -> str:
         metric = {k: [r["metrics"][k] for r in group] for k in ("recall@10", "ndcg@10", "recall@50", "ndcg@50")}
         epoch = [r["epoch_time_s"] for r in group if "epoch_time_s" in r]
         total = [r.get("train_time_s", 0) + r.get("extraction_time_s", 0) for r in group]
-        ratio = (f"x{statistics.mean(finetune) / statistics.mean(epoch):,.0f}" if finetune and epoch else "")
+        ratio = statistics.mean(finetune) / statistics.mean(epoch) if finetune and epoch else None
+        ratio = "" if ratio is None else f"x{ratio:,.1f}" if ratio < 10 else f"x{ratio:,.0f}"
         lines.append(f"| {name} | {', '.join(str(r['seed']) for r in group)} | "
                      + " | ".join(_cell(metric[k]) for k in metric)
                      + f" | {group[0]['trainable_parameters']:,} | {_cell(epoch, 2) if epoch else ''} | "
