@@ -15,7 +15,7 @@ def _record(row, seed, share, recall, **facts):
             "command": f"python training/transfer.py run --rows {row}", **facts}
 
 
-def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path):
+def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path, monkeypatch):
     records = [_record("probe-tl", 0, 1.0, 0.02, epoch_time_s=2.0, train_time_s=20, extraction_time_s=300),
                _record("probe-tl", 1, 1.0, 0.04, epoch_time_s=2.0, train_time_s=20, extraction_time_s=300),
                _record("finetune", 42, 1.0, 0.05, epoch_time_s=400.0, train_time_s=900,
@@ -38,5 +38,9 @@ def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path):
     assert "| ID transformer | 0 | 7,642 | 0.1000 | 0.0500 | 800 | 0.0000 | 0.0000 |" in text
     assert "439 items (10%, seed 0) held out" in text and "| ID transformer | 0.0050 | 0.0900 |" in text
     assert (tmp_path / "results" / "transfer-scarce-data.png").stat().st_size > 1000
+    plotted = []
+    monkeypatch.setattr(transfer, "plot_scarce", lambda rows, path: plotted.extend(rows))
+    transfer.write_report(records, results_md)
+    assert plotted and not any(r.get("cold_fraction") for r in plotted)  # the cold-start run is not on the curve
     transfer.write_report(records[:3], results_md)  # a second report replaces the section, never appends one
     assert results_md.read_text().count(transfer.BEGIN) == 1 and "| row | 0.01" not in results_md.read_text()
