@@ -95,16 +95,6 @@ def _adapter_file(adapter: str | Path, name: str, revision: str | None = None) -
     return Path(hf_hub_download(str(adapter), name, revision=revision))
 
 
-def set_adapter_base(adapter_dir: str | Path, base_model: str) -> None:
-    """Names another copy of the same base in an adapter's config (its Hub repo id, say, before a push). The
-    fingerprint is kept: loading still checks that the base is the one the adapter was trained on."""
-    for name, key in (("adapter_config.json", "base_model_name_or_path"), (ADAPTER_FACTS, "base_model")):
-        path = Path(adapter_dir) / name
-        values = json.loads(path.read_text())
-        values[key] = base_model
-        path.write_text(json.dumps(values, indent=2))
-
-
 def load_adapter(adapter: str | Path, base=None, revision: str | None = None, trust_remote_code: bool = True):
     """
     An adapter (folder or Hub repo id) on its base: the base named in its config unless `base` (a folder, repo id or

@@ -157,9 +157,9 @@ def prepare_adapter_push(adapter_dir: str | Path, base_repo_id: str | None = Non
     facts = json.loads((adapter_dir / "lmrec_adapter.json").read_text())
     base = base_repo_id or config.get("base_model_name_or_path", "")
     if base_repo_id is None and (Path(base).exists() or base.count("/") != 1):
-        raise HubPushError(f"The adapter's base is the local path {base!r}, which nobody who loads the adapter from "
-                           "the Hub can reach. Push the base first (`lmrec-hf push`), then pass its repo id with "
-                           "--base-repo-id ORG/NAME. Nothing was uploaded.")
+        raise HubPushError(f"The adapter's base is {base!r}, a local path (or not ORG/NAME), which nobody who loads "
+                           "the adapter from the Hub can reach. Push the base first (`lmrec-hf push`), then pass its "
+                           "repo id with --base-repo-id ORG/NAME. Nothing was uploaded.")
     uploads["adapter_config.json"] = json.dumps({**config, "base_model_name_or_path": base}, indent=2).encode()
     uploads["lmrec_adapter.json"] = json.dumps({**facts, "base_model": base}, indent=2).encode()
     return uploads
