@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     table = {"task-specific only": own_vectors, "task-agnostic only": other_vectors,
              "Combine (mean of the two)": (own_vectors + other_vectors) / 2,
              "both as one history (concatenated in time order)": whole_vectors}
-    print(f"| user feature | recall@10 | ndcg@10 | recall@50 | ndcg@50 |\n|---|---|---|---|---|")
+    print("| user feature | recall@10 | ndcg@10 | recall@50 | ndcg@50 |\n|---|---|---|---|---|")
     for name, users in table.items():
         with torch.no_grad():
             ranks = rank_targets(users @ items.T, chosen)

@@ -316,7 +316,8 @@ def test_an_adapter_pushes_to_its_own_repo_and_loads_on_its_base_by_repo_id(hub,
     AutoTokenizer.from_pretrained(checkpoint).save_pretrained(folder)
 
     refused = _push(folder, "org/lmrec-lora", env)
-    assert refused.returncode == 1 and "a local path (or not ORG/NAME)" in refused.stderr and "--base-repo-id" in refused.stderr
+    assert refused.returncode == 1 and "a local path (or not ORG/NAME)" in refused.stderr
+    assert "--base-repo-id" in refused.stderr
     pushed = _push(folder, "org/lmrec-lora", env, "--base-repo-id", "org/lmrec-base")
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     files = set(hub.repos["org/lmrec-lora"]["commits"][hub.repos["org/lmrec-lora"]["branches"]["main"]]["files"])

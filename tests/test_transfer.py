@@ -7,7 +7,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmrec_hf.adapters import base_fingerprint, load_adapter
 from lmrec_hf.arguments import load_train_config
 from lmrec_hf.data import load_unisrec, subsample_training_users
 from lmrec_hf.runner import train_from_args
@@ -108,46 +107,6 @@ def test_a_transfer_refuses_a_checkpoint_without_a_trunk(base, toy, tmp_path):
 _TINY = {"preset": "1.7m", "vocab_size": 300, "max_steps": 2, "lm_batch_size": 2, "rec_batch_size": 2,
          "max_length": 64, "use_cpu": True, "eval_strategy": "no", "save_strategy": "no", "disable_tqdm": True,
          "write_catalog": False, "report_to": "none", "tokenizer_texts": 50, "learning_rate": 0.05}
-
-
-def test_lora_saves_the_adapter_alone_merges_and_refuses_another_base(tmp_path, model):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = write_unisrec(tmp_path / "toy-data")
-    train_from_args(*load_train_config(None, {**_TINY, "data": str(folder), "output_dir": str(tmp_path / "base")}))
-    base_dir = tmp_path / "base" / "model"
-    base_weights = (base_dir / "model.safetensors").read_bytes()
-    result = train_from_args(*load_train_config(None, {**_TINY, "data": str(folder), "init_from": str(base_dir),
-                                                       "lora_r": 2, "output_dir": str(tmp_path / "lora")}))
-    assert result["method"] == "lora-r2-attention" and "recall@10" in result["lmrec"]
-    base = AutoModelForCausalLM.from_pretrained(base_dir)
-    n_layer, d = base.config.n_layer, base.config.n_embd
-    # Rank-2 A and B on each block's c_attn (d -> 3d) and attn.c_proj (d -> d), plus the two new d x p heads.
-    lora = n_layer * 2 * ((d + 3 * d) + (d + d))
-    assert result["trainable_parameters"] == lora + 2 * d * base.config.projection_dim
-    adapter = tmp_path / "lora" / "adapter"
-    assert (adapter / "adapter_model.safetensors").stat().st_size < 0.5 * len(base_weights)
-    assert (base_dir / "model.safetensors").read_bytes() == base_weights  # the base is never written
-
-    tokenizer = AutoTokenizer.from_pretrained(adapter)
-    from lmrec_hf import format_history
-
-    enc = tokenizer([format_history(h) for h in HISTORIES], padding=True, truncation=True, max_length=64,
-                    return_tensors="pt")
-    adapted = load_adapter(adapter).eval()  # the base comes from the adapter's config
-    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "lora" / "model").eval()
-    with torch.no_grad():
-        expected = merged.embed(enc.input_ids, enc.attention_mask, projection="user")
-        torch.testing.assert_close(adapted.embed(enc.input_ids, enc.attention_mask, projection="user"), expected,
-                                   atol=1e-5, rtol=1e-4)
-        assert not torch.allclose(base.embed(enc.input_ids, enc.attention_mask, projection="user"), expected)
-    assert base_fingerprint(adapted) == base_fingerprint(base) != base_fingerprint(merged)
-
-    other = AutoModelForCausalLM.from_pretrained(base_dir)
-    with torch.no_grad():
-        other.transformer.h[0].attn.c_attn.weight.add_(0.01)
-    with pytest.raises(ValueError, match=r"was trained on the base .* a different encoder"):
-        load_adapter(adapter, base=other)
 
 
 def test_the_probe_and_finetune_commands(base, tmp_path, capsys):

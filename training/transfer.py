@@ -102,9 +102,8 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
                       epoch_time_s=round(seconds_per_step * steps_per_epoch, 1), encoder=str(args.encoder),
                       learning_rate=training_args.learning_rate)
     elif row == "id-transformer":
-        from transformers import TrainingArguments
-
         from grid import ID_TRANSFORMER
+        from transformers import TrainingArguments
 
         from lmrec_hf.baselines import evaluate_id_transformer, train_id_transformer
 
@@ -170,9 +169,9 @@ def render(records: list[dict]) -> str:
     cold_records = [r for r in records if r.get("cold_fraction")]
     records = [r for r in records if not r.get("cold_fraction")]
     lines = [BEGIN, "", "### Transfer to Scientific (generated from docs/results/runs/transfer/)", "",
-             "Test split, full ranking over 4,385 items, 8,442 users; mean ± std over the seeds listed. Epoch: one pass "
-             "over the target's 34,101 training targets (the probe) or its prefix-pair rows (a finetune). Cost ratio: "
-             "the full finetune's seconds per epoch over the row's.", "",
+             "Test split, full ranking over 4,385 items, 8,442 users; mean ± std over the seeds listed. Epoch: one "
+             "pass over the target's 34,101 training targets (the probe) or its prefix-pair rows (a finetune). Cost "
+             "ratio: the full finetune's seconds per epoch over the row's.", "",
              "| row | seeds | R@10 | N@10 | R@50 | N@50 | trainable parameters | s / epoch | total s | cost ratio |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     full = [r for r in records if r["train_share"] == 1]
