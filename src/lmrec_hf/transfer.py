@@ -106,12 +106,14 @@ class ProbeFeatures:
     positions: torch.Tensor  # (U,)
     items: torch.Tensor  # (M, d)
     meta: dict = field(default_factory=dict)
+    _index: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def lookup(self, rows, positions) -> torch.Tensor:
-        """Indices into `users` of these (row, position) pairs."""
-        index = {(r, p): i for i, (r, p) in enumerate(zip(self.rows.tolist(), self.positions.tolist()))}
+        """Indices into `users` of these (row, position) pairs (the index is built on the first call)."""
+        if self._index is None:
+            self._index = {(r, p): i for i, (r, p) in enumerate(zip(self.rows.tolist(), self.positions.tolist()))}
         try:
-            return torch.tensor([index[(r, p)] for r, p in zip(rows, positions)])
+            return torch.tensor([self._index[(r, p)] for r, p in zip(rows, positions)])
         except KeyError as error:
             raise ValueError(f"no cached feature for (user row, position) {error.args[0]}: the cache was built for "
                              "other data. Delete it, or pass a new --features-cache.") from error
@@ -168,12 +170,6 @@ def probe_features(model, tokenizer, data: RecData, model_id: str, max_length: i
     return features
 
 
-def _mask(indices: torch.Tensor, size: int) -> torch.Tensor:
-    mask = torch.zeros(size, dtype=torch.bool)
-    mask[indices] = True
-    return mask
-
-
 class ProbeHeads(nn.Module):
     """The probe's new W_u', W_i' (d x p each, no bias), separate from the pretraining heads; the only trained
     weights."""
@@ -209,12 +205,14 @@ class ProbeArguments:
             raise ValueError(f"ProbeArguments: `learning_rate` must be positive, got {self.learning_rate!r}.")
 
 
-def _probe_loss(heads: ProbeHeads, users, targets, items, args: ProbeArguments, generator, warm) -> torch.Tensor:
-    """The probe's loss over the warm items only: held-out cold items are neither candidates nor negatives."""
+def _probe_loss(heads: ProbeHeads, users, targets, items, args: ProbeArguments, generator, warm,
+                cold_mask) -> torch.Tensor:
+    """The probe's loss over the warm items only: held-out cold items (`cold_mask`, None when there are none) are
+    neither candidates nor negatives."""
     if args.loss == "softmax":
         scores = heads.scores(users, items)
-        if len(warm) < len(items):
-            scores = scores.masked_fill(~_mask(warm, len(items)), float("-inf"))
+        if cold_mask is not None:
+            scores = scores.masked_fill(cold_mask, float("-inf"))
         return F.cross_entropy(scores, targets)
     negatives = warm[torch.randint(len(warm), (len(targets), args.num_negatives), generator=generator)]
     candidates = torch.cat([targets.view(-1, 1), negatives], dim=1)  # (B, 1 + K)
@@ -243,6 +241,10 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
     items = features.items
     cold = cold_items(data)
     warm = torch.tensor([i for i in range(len(items)) if i not in cold])
+    cold_mask = None
+    if cold:
+        cold_mask = torch.zeros(len(items), dtype=torch.bool)
+        cold_mask[sorted(cold)] = True
     heads = ProbeHeads(items.shape[1], projection_dim or items.shape[1])
     optimizer = torch.optim.AdamW(heads.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), eps=1e-6,
                                   weight_decay=args.weight_decay)
@@ -258,7 +260,8 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
         start = time.perf_counter()
         heads.train()
         for batch in torch.randperm(len(targets), generator=generator).split(args.batch_size):
-            loss = _probe_loss(heads, train_users[batch], targets[batch], items, args, generator, warm)
+            loss = _probe_loss(heads, train_users[batch], targets[batch], items, args, generator, warm,
+                               cold_mask)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
