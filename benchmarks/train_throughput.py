@@ -1,7 +1,9 @@
 """Train tokens/s of LMRec's joint step (LM batch + rec batch) against transformers' GPT2LMHeadModel LM step.
 
 Both see the same token tensors at the same sizes. The joint step's tokens are the LM batch plus the rec batch's
-user histories and item texts. Prints a markdown table; run on an idle machine:
+user histories and item texts. Model FLOP utilisation (MFU) is each step's model FLOPs per second (`step_flops`:
+forward and backward of the trunk's matmuls and attention, and of the LM head where it is applied) over this CPU's
+fp32 matmul peak, measured first on a 2048 x 2048 matmul. Prints a markdown table; run on an idle machine:
 
     .venv/bin/python benchmarks/train_throughput.py [--steps 10] [--presets 1.7m 7m 20m]
 """
@@ -19,6 +21,29 @@ def _batch(vocab, rows, length, generator):
     ids = torch.randint(2, vocab, (rows, length), generator=generator)
     ids[:, -1] = 0  # EOS ends every row
     return ids
+
+
+def step_flops(config, streams: list[tuple[int, int, bool]]) -> float:
+    """
+    Model FLOPs of one training step (forward + backward = 3x forward) over `streams` of (rows, length, through the LM
+    head): per token 2 FLOPs per trunk matmul weight, plus attention's QK^T and AV (2 x 2 x length x d per layer,
+    causal masking not discounted), plus 2 x d x vocab for the LM head where it applies.
+    """
+    d, layers, inner = config.n_embd, config.n_layer, config.n_inner or 4 * config.n_embd
+    trunk_weights = layers * (4 * d * d + 2 * d * inner)  # QKV + attention out, MLP in + out
+    total = 0.0
+    for rows, length, lm_head in streams:
+        per_token = 2 * trunk_weights + 4 * layers * length * d + (2 * d * config.vocab_size if lm_head else 0)
+        total += rows * length * per_token
+    return 3 * total
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """This CPU's fp32 matmul FLOP/s: the best of `repeats` size x size matmuls."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b, 1) for _ in range(repeats))
+    return 2 * size ** 3 / best
 
 
 def _timed(step, steps):
@@ -53,8 +78,11 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, vocab {args.vocab_size:,}, "
           f"LM batch {args.lm_batch}x{args.length}, rec batch {args.rec_batch}x{args.length} + "
           f"{n_items} items x {args.item_length}, fp32, sdpa, {args.steps} timed steps")
-    print("| preset | params | LMRec joint step tokens/s | GPT2LMHeadModel LM step tokens/s | ratio |")
-    print("|---|---|---|---|---|")
+    peak = matmul_peak()
+    print(f"fp32 matmul peak (2048 x 2048, best of 5): {peak / 1e9:,.1f} GFLOP/s")
+    print("| preset | params | LMRec joint step tokens/s | LMRec MFU | GPT2LMHeadModel LM step tokens/s | GPT-2 MFU | "
+          "ratio |")
+    print("|---|---|---|---|---|---|---|")
     for preset in args.presets:
         config = LMRecConfig.from_preset(preset, vocab_size=args.vocab_size, n_positions=args.length,
                                          attn_implementation="sdpa")
@@ -62,6 +90,7 @@ def main():
         model = LMRecForJointModeling(config).train()
         gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=args.vocab_size, n_positions=args.length, n_embd=config.n_embd,
                                           n_layer=config.n_layer, n_head=config.n_head, n_inner=config.n_inner,
+                                          activation_function=config.activation_function,
                                           attn_implementation="sdpa")).train()
         opt_a = torch.optim.AdamW(model.parameters(), lr=1e-4)
         opt_b = torch.optim.AdamW(gpt2.parameters(), lr=1e-4)
@@ -78,9 +107,13 @@ def main():
             opt_b.step()
             opt_b.zero_grad()
 
-        joint = joint_tokens / _timed(joint_step, args.steps)
-        base = gpt2_ids.numel() / _timed(gpt2_step, args.steps)
-        print(f"| {preset} | {model.num_parameters() / 1e6:.2f}M | {joint:,.0f} | {base:,.0f} | {joint / base:.2f} |")
+        joint_s, base_s = _timed(joint_step, args.steps), _timed(gpt2_step, args.steps)
+        joint, base = joint_tokens / joint_s, gpt2_ids.numel() / base_s
+        joint_mfu = step_flops(config, [(args.lm_batch, args.length, True), (args.rec_batch, args.length, False),
+                                        (n_items, args.item_length, False)]) / joint_s / peak
+        base_mfu = step_flops(config, [(gpt2_ids.shape[0], args.length, True)]) / base_s / peak
+        print(f"| {preset} | {model.num_parameters() / 1e6:.2f}M | {joint:,.0f} | {joint_mfu:.0%} | {base:,.0f} | "
+              f"{base_mfu:.0%} | {joint / base:.2f} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lmrec_hf.losses import LMRecItemBank, RecObjective
+from lmrec_hf.encoding import encode_item_texts
+from lmrec_hf.losses import LMRecItemBank, RecObjective, linear_cross_entropy
+from lmrec_hf.modeling_lmrec import causal_lm_loss
 
 SHARED_TARGETS = torch.tensor([0, 3, 5, 2, 7])
 
@@ -67,6 +69,54 @@ def test_lm_on_rec_histories_is_one_cross_entropy_over_both_streams(model, batch
     # the same tokens twice: the mean over both streams is the mean over one
     assert torch.allclose(parts["lm_loss"], model(**batch).lm_loss, atol=1e-6)
     assert torch.allclose(loss, parts["lm_loss"] + 0.3 * parts["rec_loss"])
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 7, 64, 1000])
+def test_linear_cross_entropy_equals_the_plain_loss_and_its_gradients(chunk_rows):
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(150, 16), torch.randn(50, 16) * 0.3
+    labels = torch.randint(0, 50, (150,))
+    h1, w1 = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+    (0.7 * F.cross_entropy(h1 @ w1.T, labels, reduction="sum")).backward()
+    h2, w2 = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+    loss = linear_cross_entropy(h2, w2, labels, chunk_rows)
+    (0.7 * loss).backward()
+    assert torch.allclose(loss, F.cross_entropy(hidden @ weight.T, labels, reduction="sum"), rtol=1e-5)
+    assert torch.allclose(h2.grad, h1.grad, atol=1e-5) and torch.allclose(w2.grad, w1.grad, atol=1e-5)
+    with torch.no_grad():  # an evaluation loss builds no gradients
+        assert torch.allclose(linear_cross_entropy(h2, w2, labels, chunk_rows), loss)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda h, w, y: (h, w, y.masked_fill(y == y[0], -100)), r"must lie in \[0, 50\), got -100 .*drop ignored"),
+    (lambda h, w, y: (h, w, y[:-1]), r"`labels` must be \(150,\), one per row, got \(149,\)"),
+    (lambda h, w, y: (h, w[:, :8], y), r"`hidden` must be \(N, d\) and `weight` \(V, d\), got \(150, 16\)"),
+])
+def test_linear_cross_entropy_bad_inputs(change, message):
+    hidden, weight, labels = torch.randn(150, 16), torch.randn(50, 16), torch.randint(0, 50, (150,))
+    with pytest.raises(ValueError, match=message):
+        linear_cross_entropy(*change(hidden, weight, labels))
+
+
+def test_l1_on_rec_histories_equals_the_lm_head_over_every_position(model, batch, items):
+    """The fused route (labelled positions only, no (B, T, V) logits) against the plain one, on padded rows."""
+    assert (batch["labels"] == -100).any()  # the batch has padding, which the fused route skips
+    inputs, labels = _shared(batch, items)
+    objective = RecObjective(rec_loss_type="softmax", negative_layout="shared", lm_on_rec_histories=True)
+    targets = {"user_labels": batch["labels"], "rec_labels": labels}
+    model.zero_grad()
+    _, parts = objective.loss(model, model(**inputs), targets, 1.0)
+    parts["lm_loss"].backward()
+    fused = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    plain = causal_lm_loss([(model.lm_head(model(**inputs).user_hidden_states), batch["labels"])])
+    plain.backward()
+    assert torch.allclose(parts["lm_loss"], plain, atol=1e-6)
+    assert fused.keys() == {name for name, p in model.named_parameters() if p.grad is not None}
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(fused[name], p.grad, atol=1e-6), name
+    model.zero_grad()
 
 
 def test_log_q_correction_changes_the_loss_only(model, batch, items):
@@ -199,5 +249,9 @@ def test_item_bank_refreshes_every_n_steps(model, tokenizer):
         seen.append(bank.encoded_at)
     assert seen == [0, 0, 0, 3, 3, 3, 6]
     assert bank.bank.shape == (len(ITEMS), model.config.n_embd) and model.training
+    model.eval()  # the catalog, tokenized once, encodes as every item text encoded afresh does
+    assert torch.allclose(bank.bank, encode_item_texts(model, tokenizer, ITEMS, projection=None, max_length=16,
+                                                       progress=False), atol=1e-6)
+    model.train()
     with pytest.raises(ValueError, match="refresh_steps must be positive"):
         LMRecItemBank(tokenizer, ITEMS, refresh_steps=0, item_max_length=16)

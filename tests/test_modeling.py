@@ -153,6 +153,21 @@ def test_gradient_checkpointing_gives_same_loss_and_grads(model, batch):
     assert torch.allclose(model.transformer.h[0].mlp.c_fc.weight.grad, expected, atol=1e-6)
 
 
+def test_the_fused_tanh_gelu_is_gpt2s_gelu_new(model, batch, items, tmp_path):
+    """The default activation computes GPT-2's gelu_new to float rounding; a checkpoint naming gelu_new keeps it."""
+    assert model.config.activation_function == "gelu_pytorch_tanh"
+    old = LMRecForJointModeling(LMRecConfig(**{**model.config.to_dict(), "activation_function": "gelu_new"}))
+    old.load_state_dict(model.state_dict())
+    model.eval(), old.eval()
+    inputs = dict(**batch, user_input_ids=batch["input_ids"], item_input_ids=items["input_ids"],
+                  item_attention_mask=items["attention_mask"], user_attention_mask=batch["attention_mask"])
+    new_out, old_out = model(**inputs), old(**inputs)
+    assert torch.allclose(new_out.logits, old_out.logits, atol=1e-5)
+    assert torch.allclose(new_out.item_embeds, old_out.item_embeds, atol=1e-5)
+    old.save_pretrained(tmp_path / "old")
+    assert LMRecForJointModeling.from_pretrained(tmp_path / "old").config.activation_function == "gelu_new"
+
+
 def test_user_without_item(model, batch):
     with pytest.raises(ValueError, match=r"got `user_input_ids` without `item_input_ids`.*pass both"):
         model(user_input_ids=batch["input_ids"])

@@ -22,10 +22,10 @@ def toy(tmp_path):
     return load_unisrec(write_unisrec(tmp_path / "toy"))
 
 
-def _model(tokenizer, seed=0):
+def _model(tokenizer, seed=0, **config):
     torch.manual_seed(seed)
     config = LMRecConfig.from_preset("1.7m", vocab_size=len(tokenizer), n_positions=64,
-                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **config)
     return LMRecForJointModeling(config)
 
 
@@ -88,6 +88,30 @@ def test_softmax_loss_option(toy, tokenizer, tmp_path):
     assert trainer.card_data.training["rec_loss_type"] == "softmax"
     assert not hasattr(model.config, "rec_loss_type")  # the objective is the trainer's, not the checkpoint's
     assert math.isfinite(trainer.state.log_history[0]["rec_loss"])
+
+
+def test_compiled_blocks_train_the_same_losses_and_save_the_same_weights(toy, tokenizer, tmp_path):
+    """compile_blocks is a speed option only: same per-step losses as eager, same state-dict keys, loads back."""
+    runs = {}
+    for compiled in (False, True):
+        model = _model(tokenizer, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)  # compiled dropout: other masks
+        args = _args(tmp_path / str(compiled), max_steps=3, compile_blocks=compiled)
+        objective = _objective(negative_layout="shared", rec_loss_type="softmax", prefix_pairs=True,
+                               lm_on_rec_histories=True)
+        trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, objective, lm_texts=lm_texts(toy),
+                                         eval_split=None)
+        assert all((block._compiled_call_impl is not None) == compiled for block in model.transformer.h)
+        trainer.train()
+        runs[compiled] = ([h["loss"] for h in trainer.state.log_history if "loss" in h], model)
+    (eager, eager_model), (fast, fast_model) = runs[False], runs[True]
+    assert fast == pytest.approx(eager, rel=1e-4)
+    assert fast_model.state_dict().keys() == eager_model.state_dict().keys()
+    fast_model.save_pretrained(tmp_path / "saved")
+    reloaded = LMRecForJointModeling.from_pretrained(tmp_path / "saved")
+    assert all(torch.equal(v, reloaded.state_dict()[k]) for k, v in fast_model.state_dict().items())
+    with pytest.raises(ValueError, match="expected an LMRec model with a `transformer.h` block list, got Linear"):
+        from lmrec_hf.trainer import compile_blocks
+        compile_blocks(torch.nn.Linear(2, 2))
 
 
 def test_joint_loss_uses_scheduled_lambda(toy, tokenizer, tmp_path):
@@ -156,7 +180,7 @@ def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, token
     import lmrec_hf.losses as losses_module
 
     encoded_at, banks = [], []
-    real_encode = losses_module.encode_item_texts
+    real_encode = losses_module.embed_batches
     real_loss = RecObjective.loss
 
     def counting_encode(model, *args, **kwargs):
@@ -167,7 +191,7 @@ def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, token
         banks.append((item_bank, model.training, "item_ids" in targets))
         return real_loss(self, model, outputs, targets, rec_loss_weight, item_bank)
 
-    monkeypatch.setattr(losses_module, "encode_item_texts", counting_encode)
+    monkeypatch.setattr(losses_module, "embed_batches", counting_encode)
     monkeypatch.setattr(RecObjective, "loss", watching_loss)
     model = _model(tokenizer)
     objective = _objective(negative_layout="shared", rec_loss_type="softmax", item_bank_refresh_steps=2,

@@ -111,14 +111,17 @@ def _collate(pad_id: int):
 
 
 def train_id_transformer(data: RecData, args: TrainingArguments, n_embd: int = 64, n_layer: int = 2,
-                         n_head: int = 2, max_len: int = 50, dropout: float = 0.2) -> IDTransformerRecommender:
-    """Trains the ID transformer on every user's training part (the last `max_len` + 1 items) with the Trainer."""
+                         n_head: int = 2, max_len: int = 50, dropout: float = 0.2,
+                         callbacks=None) -> IDTransformerRecommender:
+    """Trains the ID transformer on every user's training part (the last `max_len` + 1 items) with the Trainer
+    (and its `callbacks`)."""
     torch.manual_seed(args.seed)
     sequences = [seq[-(max_len + 1):] for _, seq in split_sequences(data, "train") if len(seq) >= 2]
     if not sequences:
         raise ValueError(f"{data.name}: no user has two training items, so the ID transformer has nothing to learn.")
     model = IDTransformerRecommender(len(data.items), n_embd, n_layer, n_head, max_len, dropout)
-    trainer = Trainer(model=model, args=args, train_dataset=_Sequences(sequences), data_collator=_collate(model.pad_id))
+    trainer = Trainer(model=model, args=args, train_dataset=_Sequences(sequences), data_collator=_collate(model.pad_id),
+                      callbacks=callbacks)
     trainer.train()
     model.share_cold_embedding(cold_items(data))  # held-out items (hold_out_cold_items) share one "[cold]" vector
     return model.eval()

@@ -39,8 +39,9 @@ class LMRecConfig(PretrainedConfig):
             Attention heads per block; must divide `n_embd`.
         n_inner (`int`, *optional*, defaults to `None`):
             Width of the feed-forward layer; `None` means `4 * n_embd`.
-        activation_function (`str`, *optional*, defaults to `"gelu_new"`):
-            Feed-forward activation.
+        activation_function (`str`, *optional*, defaults to `"gelu_pytorch_tanh"`):
+            Feed-forward activation. The default is GPT-2's tanh GELU (`"gelu_new"`, which older checkpoints name)
+            as one fused torch kernel: the same function to float rounding, about twice as fast on a CPU.
         resid_pdrop, embd_pdrop, attn_pdrop (`float`, *optional*, defaults to 0.1):
             Dropout on residual branches, embeddings and attention weights.
         layer_norm_epsilon (`float`, *optional*, defaults to 1e-5):
@@ -83,7 +84,7 @@ class LMRecConfig(PretrainedConfig):
         n_layer=12,
         n_head=12,
         n_inner=None,
-        activation_function="gelu_new",
+        activation_function="gelu_pytorch_tanh",
         resid_pdrop=0.1,
         embd_pdrop=0.1,
         attn_pdrop=0.1,

@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from transformers import TrainerCallback
 
 from .checks import check_choice
-from .encoding import encode_item_texts
-from .modeling_lmrec import causal_lm_loss, rec_bce_loss, score_pairs
+from .encoding import embed_batches, tokenized_batches
+from .formatting_lmrec import format_item
+from .modeling_lmrec import rec_bce_loss, score_pairs
 
 REC_LOSS_TYPES = ("bce", "softmax")
 NEGATIVE_LAYOUTS = ("per_user", "shared")
@@ -153,12 +154,7 @@ class RecObjective:
         `model` is the unwrapped LMRec model, for its heads. `item_bank` (N, d) holds z_i of every catalog item
         (`LMRecItemBank`); it is used when `targets` carry `item_ids`. Returns the loss and its parts.
         """
-        lm_terms = []
-        if targets.get("labels") is not None:
-            lm_terms.append((outputs.logits, targets["labels"]))
-        if targets.get("user_labels") is not None:  # one forward serves L1 and the user features
-            lm_terms.append((model.lm_head(outputs.user_hidden_states), targets["user_labels"]))
-        lm_loss = causal_lm_loss(lm_terms) if lm_terms else None
+        lm_loss = self.lm_loss(model, outputs, targets)
 
         rec_loss = None
         rec_labels = targets.get("rec_labels")
@@ -171,6 +167,33 @@ class RecObjective:
         else:
             loss = lm_loss if lm_loss is not None else rec_loss
         return loss, {"lm_loss": lm_loss, "rec_loss": rec_loss}
+
+    def lm_loss(self, model, outputs, targets: dict) -> torch.Tensor | None:
+        """
+        L1: next-token cross-entropy averaged over every labelled token of the LM rows (`labels`, from the model's
+        logits) and of the rec histories (`user_labels`, through the LM head here). The histories' L1 never builds
+        their (B, T, V) logits: `linear_cross_entropy` reads the labelled positions only, in chunks. It equals
+        `causal_lm_loss` over `model.lm_head(user_hidden_states)` to float tolerance.
+        """
+        sums, counts = [], 0
+        if targets.get("labels") is not None:
+            total, n = causal_lm_loss_sum(outputs.logits, targets["labels"])
+            sums.append(total)
+            counts += n
+        if targets.get("user_labels") is not None:  # one forward serves L1 and the user features
+            hidden, labels = outputs.user_hidden_states, targets["user_labels"].to(outputs.user_hidden_states.device)
+            head = model.lm_head
+            if isinstance(head, torch.nn.Linear) and head.bias is None:
+                keep = labels[:, 1:] != -100  # position t predicts token t + 1
+                total = linear_cross_entropy(hidden[:, :-1][keep], head.weight, labels[:, 1:][keep])
+                n = int(keep.sum())
+            else:  # a head with a bias or wrapped by an adapter: the plain route
+                total, n = causal_lm_loss_sum(head(hidden), labels)
+            sums.append(total)
+            counts += n
+        if not sums:
+            return None
+        return torch.stack(sums).sum() / max(counts, 1)
 
     def rec_loss(self, model, user_embeds: torch.Tensor, item_embeds: torch.Tensor, rec_labels: torch.Tensor,
                  user_positions: torch.Tensor | None = None, item_log_q: torch.Tensor | None = None,
@@ -197,6 +220,79 @@ class RecObjective:
         if self.rec_loss_type == "bce":
             return rec_bce_loss(rec_logits, rec_labels, valid)
         return softmax_rec_loss(rec_logits, rec_labels, valid)
+
+
+def causal_lm_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The summed next-token cross-entropy of (B, T, V) `logits` against `labels` (-100 ignored), and its count."""
+    labels = labels[:, 1:].reshape(-1).to(logits.device)
+    total = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels, ignore_index=-100,
+                            reduction="sum")
+    return total, int((labels != -100).sum())
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """
+    sum_n CE(h_n W^T, y_n) without keeping the (N, V) logits: each chunk of rows is scored, its loss summed and its
+    gradients (softmax - one-hot, times W and h) taken at once, so backward only scales them. Three matmuls per
+    chunk, as the plain route; far less memory traffic than logits, log_softmax and their backward.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, labels, chunk_rows: int, needs_grad: bool):
+        device_type = hidden.device.type
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden) if needs_grad else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if needs_grad else None
+        with torch.autocast(device_type, enabled=False):
+            w = weight.to(dtype)
+            for start in range(0, hidden.shape[0], chunk_rows):
+                h, y = hidden[start:start + chunk_rows].to(dtype), labels[start:start + chunk_rows]
+                logits = (h @ w.T).float()  # (c, V)
+                top = logits.amax(dim=-1, keepdim=True)
+                picked = logits.gather(1, y[:, None]) - top  # (c, 1)
+                probs = logits.sub_(top).exp_()  # in place of the logits: no second (c, V) tensor
+                norm = probs.sum(dim=-1, keepdim=True)
+                total += (norm.log() - picked).sum()
+                if needs_grad:
+                    probs.div_(norm)  # the softmax
+                    probs[torch.arange(len(y), device=y.device), y] -= 1.0
+                    probs = probs.to(dtype)
+                    grad_hidden[start:start + chunk_rows] = (probs @ w).to(hidden.dtype)
+                    grad_weight.addmm_(probs.T.float() if dtype != torch.float32 else probs.T, h.float())
+        ctx.grads = (grad_hidden, grad_weight.to(weight.dtype)) if needs_grad else None
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grad_hidden, grad_weight = ctx.grads
+        ctx.grads = None
+        return (grad_hidden * grad_total.to(grad_hidden.dtype), grad_weight * grad_total.to(grad_weight.dtype),
+                None, None, None)
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                         chunk_rows: int | None = None) -> torch.Tensor:
+    """
+    The summed cross-entropy of the scores `hidden @ weight.T` ((N, d) rows against a (V, d) head, no bias) for
+    `labels` (N,), computed `chunk_rows` rows at a time without keeping the (N, V) logits (None: 256 rows on a CPU,
+    where small chunks stay in cache and reuse their memory, 8,192 elsewhere). Equal to
+    `F.cross_entropy(hidden @ weight.T, labels, reduction="sum")` to float tolerance, gradients included.
+    """
+    if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
+        raise ValueError(f"linear_cross_entropy: `hidden` must be (N, d) and `weight` (V, d), got "
+                         f"{tuple(hidden.shape)} and {tuple(weight.shape)}.")
+    if labels.shape != hidden.shape[:1]:
+        raise ValueError(f"linear_cross_entropy: `labels` must be ({hidden.shape[0]},), one per row, got "
+                         f"{tuple(labels.shape)}.")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= weight.shape[0]):
+        raise ValueError(f"linear_cross_entropy: `labels` must lie in [0, {weight.shape[0]}), got "
+                         f"{int(labels.min())} to {int(labels.max())}; drop ignored (-100) positions first.")
+    chunk_rows = chunk_rows if chunk_rows is not None else 256 if hidden.device.type == "cpu" else 8192
+    if chunk_rows <= 0:
+        raise ValueError(f"linear_cross_entropy: chunk_rows must be positive, got {chunk_rows}.")
+    needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
+    return _LinearCrossEntropy.apply(hidden, weight, labels.long(), chunk_rows, needs_grad)
 
 
 def softmax_rec_loss(rec_logits: torch.Tensor, rec_labels: torch.Tensor,
@@ -260,19 +356,23 @@ class LMRecItemBank(TrainerCallback):
         self.item_max_length = item_max_length
         self.bank: torch.Tensor | None = None
         self.encoded_at = 0
+        self._batches = None  # the catalog tokenized once, at the first refresh: the texts never change
 
     def on_step_begin(self, args, state, control, model=None, **kwargs):
         step = state.global_step
         if self.bank is not None and step - self.encoded_at < self.refresh_steps:
             return
+        if self._batches is None:
+            self._batches = tokenized_batches(self.tokenizer, [format_item(t) for t in self.item_texts],
+                                              batch_size=256, max_length=self.item_max_length, cut="right")
         model.eval()
         try:
-            bank = encode_item_texts(model, self.tokenizer, self.item_texts, projection=None,
-                                     max_length=self.item_max_length, progress=False)
+            bank = embed_batches(model, self._batches, projection=None, progress=False)
         finally:
             model.train()
         self.bank, self.encoded_at = bank.to(args.device), step
 
 
 __all__ = ["ITEM_BANK_LOSSES", "LAMBDA_SCHEDULES", "LOSS_INPUTS", "NEGATIVE_LAYOUTS", "REC_LOSS_TYPES",
-           "LMRecItemBank", "RecObjective", "softmax_rec_loss", "spread_over_catalog"]
+           "LMRecItemBank", "RecObjective", "causal_lm_loss_sum", "linear_cross_entropy", "softmax_rec_loss",
+           "spread_over_catalog"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -138,20 +139,27 @@ def _load_tasks(data_args: DataArguments, seed: int) -> list[RecData]:
     return tasks
 
 
-def train_from_args(model_args: ModelArguments, data_args: DataArguments, objective: RecObjective,
-                    args: LMRecTrainingArguments) -> dict:
-    """
-    Prepares data, trains the tokenizer and model, saves a self-contained checkpoint under `output_dir/model`, and
-    evaluates it on `data_args.eval_split` (none when empty). Returns the run's facts, which are the evaluation
-    record (`evaluation_record`) when it evaluated; they are also written to `output_dir/metrics.json`.
+@dataclass
+class TrainingSetup:
+    """Everything `train_from_args` builds before it trains: the data, the tokenizer, the model and the trainer."""
 
-    Example:
-    ```python
-    >>> result = train_from_args(*load_train_config("training/configs/demo.yaml", {"max_steps": 10}))
-    ```
+    tasks: list[RecData]
+    agnostic: list[RecData]
+    data: RecData
+    tokenizer: object
+    model: torch.nn.Module
+    trainer: LMRecTrainer
+    checkpoint: Path | None
+    base_hash: str | None
+    trainable: int
+
+
+def prepare_training(model_args: ModelArguments, data_args: DataArguments, objective: RecObjective,
+                     args: LMRecTrainingArguments, callbacks=None) -> TrainingSetup:
     """
-    start = time.time()
-    commit = git_commit()  # the code this run imported: HEAD may move before it ends
+    Loads the data, trains (or loads) the tokenizer, builds the model (with LoRA when asked) and the trainer, as
+    `train_from_args` does before training. Benchmarks use it to time steps of a real recipe without a run.
+    """
     torch.manual_seed(args.seed)
     tasks = _load_tasks(data_args, args.seed)
     data = combine_tasks(tasks)
@@ -168,8 +176,29 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("Model: %s, %.2fM parameters, %s trainable", model_args.preset, model.num_parameters() / 1e6,
                 f"{trainable:,}")
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, data, objective, lm_texts=lm_stream, callbacks=callbacks)
+    return TrainingSetup(tasks, agnostic, data, tokenizer, model, trainer, checkpoint, base_hash, trainable)
 
-    trainer = LMRecTrainer.from_data(model, args, tokenizer, data, objective, lm_texts=lm_stream)
+
+def train_from_args(model_args: ModelArguments, data_args: DataArguments, objective: RecObjective,
+                    args: LMRecTrainingArguments, callbacks=None) -> dict:
+    """
+    Prepares data, trains the tokenizer and model, saves a self-contained checkpoint under `output_dir/model`, and
+    evaluates it on `data_args.eval_split` (none when empty). `callbacks` go to the trainer (a
+    `QualityCurveCallback`, say). Returns the run's facts, which are the evaluation
+    record (`evaluation_record`) when it evaluated; they are also written to `output_dir/metrics.json`.
+
+    Example:
+    ```python
+    >>> result = train_from_args(*load_train_config("training/configs/demo.yaml", {"max_steps": 10}))
+    ```
+    """
+    start = time.time()
+    commit = git_commit()  # the code this run imported: HEAD may move before it ends
+    setup = prepare_training(model_args, data_args, objective, args, callbacks)
+    tasks, agnostic, data, tokenizer, model, trainer = (setup.tasks, setup.agnostic, setup.data, setup.tokenizer,
+                                                        setup.model, setup.trainer)
+    checkpoint, base_hash, trainable = setup.checkpoint, setup.base_hash, setup.trainable
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     train_time = time.time() - start
 

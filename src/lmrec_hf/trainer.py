@@ -3,18 +3,82 @@
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
 from torch.utils.data import DataLoader, SequentialSampler
-from transformers import EarlyStoppingCallback, Trainer
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 
 from .collators import JointBatchSampler, JointDataset, LMRecCollator
 from .data import RecData, eval_pairs, train_pairs
 from .losses import LOSS_INPUTS, LMRecItemBank, RecObjective
 from .model_card import LMRecModelCardCallback, LMRecModelCardData
 from .training_args import LMRecTrainingArguments
+
+
+class QualityCurveCallback(TrainerCallback):
+    """
+    A time-to-quality curve: `evaluate(model, tokenizer)` (a dict of figures) every `every_s` seconds of training and
+    once at the end. The evaluations' own time is kept out of the training clock, so `train_s` is what training
+    alone had spent when the point was taken. `points` holds {"train_s", "step", **figures} in order. Works with any
+    Trainer (LMRecTrainer, or the ID transformer's plain one).
+
+    Example:
+    ```python
+    >>> curve = QualityCurveCallback(lambda model, tokenizer: {"valid_recall@10": score(model)}, every_s=600)
+    >>> trainer.add_callback(curve); trainer.train(); curve.points[-1]["train_s"]
+    ```
+    """
+
+    def __init__(self, evaluate, every_s: float):
+        if not every_s > 0:
+            raise ValueError(f"QualityCurveCallback: every_s must be a positive number of seconds, got {every_s!r}.")
+        self.evaluate = evaluate
+        self.every_s = float(every_s)
+        self.points: list[dict] = []
+        self._start = self._paused = self._next = 0.0
+
+    def train_seconds(self) -> float:
+        return time.perf_counter() - self._start - self._paused
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start, self._paused, self._next, self.points = time.perf_counter(), 0.0, self.every_s, []
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        train_s = self.train_seconds()
+        if train_s >= self._next:
+            self._take(state, model, processing_class)
+            while self._next <= train_s:
+                self._next += self.every_s
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if not self.points or self.points[-1]["step"] != state.global_step:
+            self._take(state, model, processing_class)
+
+    def _take(self, state, model, tokenizer) -> None:
+        train_s = self.train_seconds()
+        start, training = time.perf_counter(), model.training
+        try:
+            with torch.no_grad():
+                figures = self.evaluate(model, tokenizer)
+        finally:
+            model.train(training)
+            self._paused += time.perf_counter() - start
+        self.points.append({"train_s": round(train_s, 2), "step": state.global_step, **figures,
+                            "eval_s": round(time.perf_counter() - start, 1)})
+
+
+def compile_blocks(model) -> None:
+    """torch.compile each GPT-2 block of the model's trunk in place (dynamic shapes: batches change length). The
+    module tree and its state dict stay as they were, so saving and loading do not change."""
+    trunk = getattr(model, "transformer", None)
+    if trunk is None or not hasattr(trunk, "h"):
+        raise ValueError(f"compile_blocks: expected an LMRec model with a `transformer.h` block list, got "
+                         f"{type(model).__name__}. Set compile_blocks=False for other models.")
+    for block in trunk.h:
+        block.compile(dynamic=True)
 
 
 class LMRecTrainer(Trainer):
@@ -41,6 +105,8 @@ class LMRecTrainer(Trainer):
     def __init__(self, *args, objective: RecObjective | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
+        if self.args.compile_blocks:
+            compile_blocks(self.model)
         objective = objective if objective is not None else RecObjective()
         objective.check_batches(self.args.mode, self.args.lm_batch_size)
         self.objective = objective = objective.for_mode(self.args.mode)

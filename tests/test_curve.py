@@ -1,0 +1,63 @@
+"""Time to quality: the callback's clock leaves evaluation out, and training/curve.py's report renders from records."""
+
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from lmrec_hf.trainer import QualityCurveCallback
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+import curve  # noqa: E402
+
+
+def test_the_curve_evaluates_on_schedule_and_keeps_evaluation_out_of_the_clock():
+    model = torch.nn.Linear(2, 2).train()
+    seen = []
+
+    def evaluate(model, tokenizer):
+        seen.append(model.training)
+        time.sleep(0.2)  # a slow evaluation: it must not count as training time
+        return {"valid_recall@10": 0.1, "test_recall@10": 0.2}
+
+    callback = QualityCurveCallback(evaluate, every_s=0.05)
+    callback.on_train_begin(None, None, None)
+    for step in range(1, 4):
+        time.sleep(0.06)  # "training"
+        callback.on_step_end(None, SimpleNamespace(global_step=step), None, model=model)
+    callback.on_train_end(None, SimpleNamespace(global_step=3), None, model=model)  # step 3 has its point already
+    assert [p["step"] for p in callback.points] == [1, 2, 3] and seen == [True] * 3 and model.training
+    # each point's clock holds the steps' 0.06 s, never the earlier 0.2 s evaluations (which would add 0.2 per point)
+    assert all(0.06 * p["step"] <= p["train_s"] + 0.05 < 0.06 * p["step"] + 0.15 for p in callback.points)
+    assert all(p["eval_s"] >= 0.2 and p["test_recall@10"] == 0.2 for p in callback.points)
+    with pytest.raises(ValueError, match="every_s must be a positive number of seconds, got 0"):
+        QualityCurveCallback(evaluate, every_s=0)
+
+
+def _record(model_id, seed, final, recipe=None):
+    points = [{"train_s": 600.0, "step": 500, "valid_recall@10": final / 2, "test_recall@10": final / 2,
+               "eval_s": 80.0},
+              {"train_s": 1200.0, "step": 1000, "valid_recall@10": final, "test_recall@10": final, "eval_s": 80.0}]
+    return {"model_id": model_id, "seed": seed, "recipe": recipe, "points": points, "steps": 1000,
+            "train_time_s": 1200.0, "metrics": {"recall@10": final, "ndcg@10": final / 2},
+            "command": f"python training/curve.py run --model {model_id} --seeds {seed}"}
+
+
+def test_the_report_renders_the_curve_table_and_plot_from_records(tmp_path):
+    recipe = "training/configs/scientific-best-cpu.yaml"
+    records = [_record("lmrec", 42, 0.08, recipe), _record("lmrec", 43, 0.1, recipe), _record("id-transformer", 42,
+                                                                                               0.09)]
+    results_md = tmp_path / "results.md"
+    results_md.write_text("# Results\n\nkept\n")
+    curve.write_report(records, results_md)
+    text = results_md.read_text()
+    assert text.startswith("# Results\n\nkept\n") and curve.BEGIN in text and curve.END in text
+    assert "| LMRec (scientific-best-cpu.yaml) | 42 | 1,000 | 1,200 | 600: 0.0400 / 0.0400; 1,200: 0.0800 / " in text
+    assert "LMRec (scientific-best-cpu.yaml): 0.0900 ± 0.0141 (2 seeds)" in text
+    assert "ID transformer: 0.0900 (1 seed)" in text
+    curve.write_report(records[:1], results_md)  # a second report replaces the section, never appends one
+    assert results_md.read_text().count(curve.BEGIN) == 1 and "ID transformer: 0.0900" not in results_md.read_text()
+    assert (tmp_path / "results" / "time-to-quality.png").stat().st_size > 1000
