@@ -9,6 +9,9 @@ item bank's refresh, spread over the steps it serves; the data collation; gradie
 the heaviest torch operators of the whole step follows (torch.profiler). Run it on an idle machine:
 
     .venv/bin/python benchmarks/profile_step.py [--recipe training/configs/scientific-best-cpu.yaml] [--steps 8]
+
+`--before` profiles the step as it was before issue 24's levers, on this code: L1 through the LM head's full logits
+(`step_levers.PlainL1`), GPT-2's unfused `gelu_new`, and the item bank's catalog tokenized at every refresh.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from types import SimpleNamespace
 import torch
 
 from lmrec_hf.arguments import load_train_config
+from lmrec_hf.encoding import encode_item_texts
 from lmrec_hf.runner import prepare_training
 
 
@@ -89,6 +93,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed steps (after --warmup)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--ops", type=int, default=12, help="rows of the operator table (0: none)")
+    parser.add_argument("--before", action="store_true", help="the step before issue 24's levers (see above)")
     args, extra = parser.parse_known_args()
 
     with tempfile.TemporaryDirectory() as out:
@@ -97,6 +102,13 @@ def main() -> None:
             token for key, value in overrides.items() for token in (f"--{key.lstrip('-')}", str(value))])
         setup = prepare_training(model_args, data_args, objective, train_args)
     trainer, model = setup.trainer, setup.model
+    if args.before:
+        from step_levers import PlainL1
+        from transformers.activations import ACT2FN
+
+        trainer.objective = PlainL1(**trainer.objective.to_dict())
+        for block in model.transformer.h:
+            block.mlp.act = ACT2FN["gelu_new"]
     trainer.create_optimizer_and_scheduler(num_training_steps=train_args.max_steps)
     optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
     model.train()
@@ -110,8 +122,15 @@ def main() -> None:
 
     bank_s = 0.0
     if trainer.item_bank is not None:
-        trainer.item_bank.bank = None
-        bank_s = _seconds(lambda: trainer.item_bank.on_step_begin(train_args, trainer.state, None, model=model))
+        bank = trainer.item_bank
+        bank.bank = None
+        bank.on_step_begin(train_args, trainer.state, None, model=model)  # the first refresh tokenizes the catalog
+        bank_s = _seconds(lambda: bank.on_step_begin(train_args, trainer.state, None, model=model))
+        if args.before:
+            model.eval()
+            bank_s = _seconds(lambda: encode_item_texts(model, bank.tokenizer, bank.item_texts, projection=None,
+                                                        max_length=bank.item_max_length, progress=False))
+            model.train()
     refresh = objective.item_bank_refresh_steps or 1
 
     def full_step(inputs):
@@ -146,8 +165,9 @@ def main() -> None:
                                  ("LM rows", "attention_mask")) if mask in timed[0]}
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     step = mean(step_s)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; recipe {args.recipe} "
-          f"{' '.join(extra)}; {args.steps} timed steps after {args.warmup}; preset {model_args.preset}, "
+    when = " (before issue 24)" if args.before else ""
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; recipe {args.recipe} {' '.join(extra)}"
+          f"{when}; {args.steps} timed steps after {args.warmup}; preset {model_args.preset}, "
           f"vocab {model.config.vocab_size:,}, {model.num_parameters():,} parameters")
     print("tokens per step, real (padded): " + ", ".join(f"{k} {tokens[k]:,.0f} ({padded[k]:,.0f})" for k in tokens))
     print(f"whole step (compute_loss, backward, clip, AdamW): {step:.3f} s, "

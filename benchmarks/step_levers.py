@@ -8,7 +8,8 @@ that computes the same thing stays at float noise; one that changes the model (a
 Rows:
 
 - plain L1: the LM head over every history position, then log-softmax (the code before issue 24);
-- fused L1 (adopted): `linear_cross_entropy` over the labelled positions, in chunks;
+- fused L1 (adopted): `linear_cross_entropy` over the labelled positions, in chunks, and the fused tanh GELU;
+- gelu_new: GPT-2's unfused tanh GELU (the default before issue 24);
 - 1 thread: torch.set_num_threads(1) instead of the machine's 2;
 - compiled blocks: torch.compile(dynamic=True) on each GPT-2 block (`compile_blocks`);
 - compiled model: torch.compile on the whole joint model (what TrainingArguments' `torch_compile` does);
@@ -28,6 +29,7 @@ import tempfile
 import time
 
 import torch
+from transformers.activations import ACT2FN
 
 from lmrec_hf.arguments import load_train_config
 from lmrec_hf.encoding import encode_item_texts
@@ -121,6 +123,10 @@ def main() -> None:
 
     measure("fused L1 (adopted)")
     measure("plain L1 (before)", objective=PlainL1(**adopted_objective.to_dict()))
+    model = fresh()
+    for block in model.transformer.h:
+        block.mlp.act = ACT2FN["gelu_new"]
+    measure("gelu_new (before)", model=model)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     measure("1 thread (fused L1)")
