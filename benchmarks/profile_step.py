@@ -125,6 +125,7 @@ def main() -> None:
         bank = trainer.item_bank
         bank.bank = None
         bank.on_step_begin(train_args, trainer.state, None, model=model)  # the first refresh tokenizes the catalog
+        bank.bank = None
         bank_s = _seconds(lambda: bank.on_step_begin(train_args, trainer.state, None, model=model))
         if args.before:
             model.eval()

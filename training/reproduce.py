@@ -238,11 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         records = load_records()
         write_report(records)
+        import curve  # the time-to-quality section (issue 24), likewise
         import transfer  # the transfer section (issue 23) has records and a renderer of its own
 
         transfer.write_report()
-        print(f"Rewrote the generated parts of {RESULTS_MD} from {len(records)} grid records and "
-              f"{len(transfer.load_records())} transfer records")
+        curve.write_report()
+        print(f"Rewrote the generated parts of {RESULTS_MD} from {len(records)} grid records, "
+              f"{len(transfer.load_records())} transfer records and {len(curve.load_records())} curve records")
         return 0
     rows = args.rows or TABLES[args.table][1]
     try:
