@@ -11,7 +11,7 @@ Rows:
 - fused L1 (adopted): `linear_cross_entropy` over the labelled positions, in chunks, and the fused tanh GELU;
 - gelu_new: GPT-2's unfused tanh GELU (the default before issue 24);
 - 1 thread: torch.set_num_threads(1) instead of the machine's 2;
-- compiled blocks: torch.compile(dynamic=True) on each GPT-2 block (`compile_blocks`);
+- compiled blocks: torch.compile(dynamic=True) on each GPT-2 block;
 - compiled model: torch.compile on the whole joint model (what TrainingArguments' `torch_compile` does);
 - bf16 autocast (with --bf16): torch.autocast("cpu", bfloat16) around the forward;
 - collation in a worker: the step with its batch from a DataLoader worker (num_workers=1), against the main process;

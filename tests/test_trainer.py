@@ -90,30 +90,6 @@ def test_softmax_loss_option(toy, tokenizer, tmp_path):
     assert math.isfinite(trainer.state.log_history[0]["rec_loss"])
 
 
-def test_compiled_blocks_train_the_same_losses_and_save_the_same_weights(toy, tokenizer, tmp_path):
-    """compile_blocks is a speed option only: same per-step losses as eager, same state-dict keys, loads back."""
-    runs = {}
-    for compiled in (False, True):
-        model = _model(tokenizer, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)  # compiled dropout: other masks
-        args = _args(tmp_path / str(compiled), max_steps=3, compile_blocks=compiled)
-        objective = _objective(negative_layout="shared", rec_loss_type="softmax", prefix_pairs=True,
-                               lm_on_rec_histories=True)
-        trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, objective, lm_texts=lm_texts(toy),
-                                         eval_split=None)
-        assert all((block._compiled_call_impl is not None) == compiled for block in model.transformer.h)
-        trainer.train()
-        runs[compiled] = ([h["loss"] for h in trainer.state.log_history if "loss" in h], model)
-    (eager, eager_model), (fast, fast_model) = runs[False], runs[True]
-    assert fast == pytest.approx(eager, rel=1e-4)
-    assert fast_model.state_dict().keys() == eager_model.state_dict().keys()
-    fast_model.save_pretrained(tmp_path / "saved")
-    reloaded = LMRecForJointModeling.from_pretrained(tmp_path / "saved")
-    assert all(torch.equal(v, reloaded.state_dict()[k]) for k, v in fast_model.state_dict().items())
-    with pytest.raises(ValueError, match="expected an LMRec model with a `transformer.h` block list, got Linear"):
-        from lmrec_hf.trainer import compile_blocks
-        compile_blocks(torch.nn.Linear(2, 2))
-
-
 def test_joint_loss_uses_scheduled_lambda(toy, tokenizer, tmp_path):
     model = _model(tokenizer)
     objective = _objective(rec_loss_weight=0.5)

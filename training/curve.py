@@ -56,7 +56,7 @@ def run_lmrec(args, seed: int) -> dict:
     result = train_from_args(model_args, data_args, objective, train_args, callbacks=[curve])
     return {"points": curve.points, "steps": result["steps"], "train_time_s": result["train_time_s"],
             "metrics": result["lmrec"], "preset": model_args.preset, "recipe": args.recipe,
-            "overrides": args.overrides, "compile_blocks": train_args.compile_blocks}
+            "overrides": args.overrides}
 
 
 def run_id_transformer(args, seed: int) -> dict:

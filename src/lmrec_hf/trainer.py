@@ -70,17 +70,6 @@ class QualityCurveCallback(TrainerCallback):
                             "eval_s": round(time.perf_counter() - start, 1)})
 
 
-def compile_blocks(model) -> None:
-    """torch.compile each GPT-2 block of the model's trunk in place (dynamic shapes: batches change length). The
-    module tree and its state dict stay as they were, so saving and loading do not change."""
-    trunk = getattr(model, "transformer", None)
-    if trunk is None or not hasattr(trunk, "h"):
-        raise ValueError(f"compile_blocks: expected an LMRec model with a `transformer.h` block list, got "
-                         f"{type(model).__name__}. Set compile_blocks=False for other models.")
-    for block in trunk.h:
-        block.compile(dynamic=True)
-
-
 class LMRecTrainer(Trainer):
     """
     Trains [`LMRecForJointModeling`] on a rec-pair dataset and an LM text dataset at once.
@@ -105,8 +94,6 @@ class LMRecTrainer(Trainer):
     def __init__(self, *args, objective: RecObjective | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
-        if self.args.compile_blocks:
-            compile_blocks(self.model)
         objective = objective if objective is not None else RecObjective()
         objective.check_batches(self.args.mode, self.args.lm_batch_size)
         self.objective = objective = objective.for_mode(self.args.mode)

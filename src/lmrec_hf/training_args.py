@@ -48,13 +48,6 @@ class LMRecTrainingArguments(TrainingArguments):
                           "(the EOS is kept). Saved in the model config, so evaluation and the catalog use it too. "
                           "None: max_length in training, 128 at evaluation."},
     )
-    compile_blocks: bool = field(
-        default=False,
-        metadata={"help": "Option: torch.compile (dynamic shapes) each GPT-2 block of the trunk before training. The "
-                          "same loss to float tolerance; on 2 CPU cores a 7m Scientific step ran about 10% faster "
-                          "after 1 to 2 minutes of compiling (benchmarks/step_levers.py). The saved weights are the "
-                          "same as without it."},
-    )
     early_stopping_patience_steps: int = field(
         default=100, metadata={"help": "Stop when the rec validation loss has not improved for this many steps "
                                        "(0 turns early stopping off). Needs eval_strategy='steps'."}
