@@ -44,3 +44,23 @@ def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path, monke
     assert plotted and not any(r.get("cold_fraction") for r in plotted)  # the cold-start run is not on the curve
     transfer.write_report(records[:3], results_md)  # a second report replaces the section, never appends one
     assert results_md.read_text().count(transfer.BEGIN) == 1 and "| row | 0.01" not in results_md.read_text()
+
+
+def test_the_from_scratch_row_comes_from_the_best_recipes_curve_runs(tmp_path, monkeypatch):
+    import json
+
+    import curve
+
+    monkeypatch.setattr(transfer, "RECORDS", tmp_path)
+    (tmp_path / "finetune.json").write_text(json.dumps(_record("finetune", 42, 1.0, 0.05, steps_per_epoch=266,
+                                                               epoch_time_s=400.0)))
+    run = {"model_id": "lmrec", "seed": 42, "recipe": "training/configs/scientific-best-cpu.yaml", "steps": 4000,
+           "train_time_s": 5000.0, "points": [{"train_s": 2000.0}, {"train_s": 4000.0}],
+           "metrics": {"recall@10": 0.09}, "trainable_parameters": 123, "command": "python training/curve.py run"}
+    other = dict(run, recipe="training/configs/scientific-cpu.yaml")  # not the best recipe: no row
+    monkeypatch.setattr(curve, "load_records", lambda: [run, other, dict(run, model_id="id-transformer")])
+    scratch = [r for r in transfer.load_records() if r["row_id"] == "scratch"]
+    assert len(scratch) == 1 and scratch[0]["row"] == transfer.ROWS["scratch"]
+    # the training loop's clock (evaluations out), and the finetune's 266 steps per epoch at 1 s a step
+    assert scratch[0]["train_time_s"] == 4000.0 and scratch[0]["epoch_time_s"] == 266.0
+    assert scratch[0]["trainable_parameters"] == 123 and scratch[0]["metrics"]["recall@10"] == 0.09

@@ -56,7 +56,8 @@ def run_lmrec(args, seed: int) -> dict:
     result = train_from_args(model_args, data_args, objective, train_args, callbacks=[curve])
     return {"points": curve.points, "steps": result["steps"], "train_time_s": result["train_time_s"],
             "metrics": result["lmrec"], "preset": model_args.preset, "recipe": args.recipe,
-            "overrides": args.overrides}
+            "overrides": args.overrides, "trainable_parameters": result["trainable_parameters"],
+            "rec_batch_size": train_args.rec_batch_size, "max_history_items": train_args.max_history_items}
 
 
 def run_id_transformer(args, seed: int) -> dict:
@@ -88,6 +89,17 @@ def run_id_transformer(args, seed: int) -> dict:
             "metrics": evaluate_id_transformer(model, data, "test", seed=seed), "settings": settings}
 
 
+def recipe_parameters(recipe: str) -> int:
+    """The parameter count of the model a recipe builds (for records written before runs stored it), all trainable."""
+    from lmrec_hf import LMRecConfig, LMRecForJointModeling
+    from lmrec_hf.arguments import load_train_config
+
+    model_args, _, _, args = load_train_config(str(ROOT / recipe), {"output_dir": "unused"})
+    config = LMRecConfig.from_preset(model_args.preset, vocab_size=model_args.vocab_size,
+                                     n_positions=model_args.n_positions or args.max_length)
+    return LMRecForJointModeling(config).num_parameters()
+
+
 def save_record(record: dict) -> Path:
     RECORDS.mkdir(parents=True, exist_ok=True)
     path = RECORDS / f"{record['model_id']}-{Path(record.get('recipe') or 'grid').stem}-seed{record['seed']}.json"
@@ -110,10 +122,11 @@ def render(records: list[dict]) -> str:
              "(evaluation time kept out of the clock). Plot: docs/results/time-to-quality.png.", "",
              "| run | seed | steps | training s | points (training s: valid / test R@10) | final test R@10 | "
              "final test N@10 |", "|---|---|---|---|---|---|---|"]
+    # training s: the curve's own clock at the end (the trainer's training loop, evaluations left out)
     for r in sorted(records, key=lambda r: (r["model_id"], r.get("recipe") or "", r["seed"])):
         points = "; ".join(f"{p['train_s']:,.0f}: {p['valid_recall@10']:.4f} / {p['test_recall@10']:.4f}"
                            for p in r["points"])
-        lines.append(f"| {_label(r)} | {r['seed']} | {r['steps']:,} | {r['train_time_s']:,.0f} | {points} | "
+        lines.append(f"| {_label(r)} | {r['seed']} | {r['steps']:,} | {r['points'][-1]['train_s']:,.0f} | {points} | "
                      f"{r['metrics']['recall@10']:.4f} | {r['metrics']['ndcg@10']:.4f} |")
     groups: dict[str, list[float]] = {}
     for r in records:

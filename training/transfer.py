@@ -37,6 +37,7 @@ ROWS = {
     "probe-tl": "LMRec^TL probe",
     "probe-tl-lm": "LMRec^TL-lm probe",
     "item-to-item": "LMRec^TL zero-shot, item-to-item (no training)",
+    "scratch": "LMRec from scratch (scientific-best-cpu.yaml, issue 24)",
     "lora": "LMRec^TL + LoRA (r 8, attention)",
     "finetune": "LMRec^TL full finetune",
     "id-transformer": "ID transformer",
@@ -160,7 +161,32 @@ def save_record(record: dict) -> Path:
 
 
 def load_records() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))] if RECORDS.exists() else []
+    records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))] if RECORDS.exists() else []
+    return records + scratch_records(records)
+
+
+def scratch_records(records: list[dict]) -> list[dict]:
+    """
+    The "LMRec from scratch" row: issue 24's best CPU recipe, read from its time-to-quality runs
+    (docs/results/runs/curve/), which train on Scientific's whole training part. Its epoch is the finetune's (the
+    same prefix-pair rows and batch size); its total time is the training loop's clock, evaluations left out.
+    """
+    import curve
+
+    per_epoch = next((r["steps_per_epoch"] for r in records if r["row_id"] == "finetune" and "steps_per_epoch" in r),
+                     None)
+    rows = []
+    for r in curve.load_records():
+        if r["model_id"] != "lmrec" or Path(r.get("recipe") or "").name != "scientific-best-cpu.yaml":
+            continue
+        seconds = r["points"][-1]["train_s"]
+        row = {"row_id": "scratch", "row": ROWS["scratch"], "seed": r["seed"], "train_share": 1.0,
+               "metrics": r["metrics"], "train_time_s": seconds, "command": r["command"],
+               "trainable_parameters": r.get("trainable_parameters") or curve.recipe_parameters(r["recipe"])}
+        if per_epoch:
+            row["epoch_time_s"] = round(seconds / r["steps"] * per_epoch, 1)
+        rows.append(row)
+    return rows
 
 
 def render(records: list[dict]) -> str:
