@@ -85,6 +85,9 @@ def test_linear_cross_entropy_equals_the_plain_loss_and_its_gradients(chunk_rows
     assert torch.allclose(h2.grad, h1.grad, atol=1e-5) and torch.allclose(w2.grad, w1.grad, atol=1e-5)
     with torch.no_grad():  # an evaluation loss builds no gradients
         assert torch.allclose(linear_cross_entropy(h2, w2, labels, chunk_rows), loss)
+    h3 = hidden.clone().requires_grad_()  # a frozen head (as under LoRA) gets no gradient, the rows still do
+    (0.7 * linear_cross_entropy(h3, weight, labels, chunk_rows)).backward()
+    assert torch.allclose(h3.grad, h1.grad, atol=1e-5) and weight.grad is None
 
 
 @pytest.mark.parametrize("change, message", [

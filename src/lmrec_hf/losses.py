@@ -238,12 +238,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, labels, chunk_rows: int, needs_grad: bool):
+    def forward(ctx, hidden, weight, labels, chunk_rows: int, grad_hidden_too: bool, grad_weight_too: bool):
         device_type = hidden.device.type
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else hidden.dtype
+        needs_grad = grad_hidden_too or grad_weight_too
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        grad_hidden = torch.empty_like(hidden) if needs_grad else None
-        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if needs_grad else None
+        grad_hidden = torch.empty_like(hidden) if grad_hidden_too else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if grad_weight_too else None
         with torch.autocast(device_type, enabled=False):
             w = weight.to(dtype)
             for start in range(0, hidden.shape[0], chunk_rows):
@@ -258,17 +259,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
                     probs.div_(norm)  # the softmax
                     probs[torch.arange(len(y), device=y.device), y] -= 1.0
                     probs = probs.to(dtype)
-                    grad_hidden[start:start + chunk_rows] = (probs @ w).to(hidden.dtype)
-                    grad_weight.addmm_(probs.T.float() if dtype != torch.float32 else probs.T, h.float())
-        ctx.grads = (grad_hidden, grad_weight.to(weight.dtype)) if needs_grad else None
+                    if grad_hidden_too:
+                        grad_hidden[start:start + chunk_rows] = (probs @ w).to(hidden.dtype)
+                    if grad_weight_too:  # a frozen head (LoRA) skips this matmul
+                        grad_weight.addmm_(probs.T.float() if dtype != torch.float32 else probs.T, h.float())
+        ctx.grads = (grad_hidden, None if grad_weight is None else grad_weight.to(weight.dtype))
         return total
 
     @staticmethod
     def backward(ctx, grad_total):
         grad_hidden, grad_weight = ctx.grads
         ctx.grads = None
-        return (grad_hidden * grad_total.to(grad_hidden.dtype), grad_weight * grad_total.to(grad_weight.dtype),
-                None, None, None)
+        scale = [None if g is None else g * grad_total.to(g.dtype) for g in (grad_hidden, grad_weight)]
+        return (*scale, None, None, None, None)
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
@@ -291,8 +294,9 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: tor
     chunk_rows = chunk_rows if chunk_rows is not None else 256 if hidden.device.type == "cpu" else 8192
     if chunk_rows <= 0:
         raise ValueError(f"linear_cross_entropy: chunk_rows must be positive, got {chunk_rows}.")
-    needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
-    return _LinearCrossEntropy.apply(hidden, weight, labels.long(), chunk_rows, needs_grad)
+    grad = torch.is_grad_enabled()
+    return _LinearCrossEntropy.apply(hidden, weight, labels.long(), chunk_rows, grad and hidden.requires_grad,
+                                     grad and weight.requires_grad)
 
 
 def softmax_rec_loss(rec_logits: torch.Tensor, rec_labels: torch.Tensor,
