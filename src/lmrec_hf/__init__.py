@@ -7,7 +7,7 @@ a process without this package load them with `trust_remote_code=True`.
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-from .configuration_lmrec import LMREC_PRESETS, LMRecConfig
+from .configuration_lmrec import LMREC_PRESETS, LMRecConfig, catalog_fingerprint
 from .formatting_lmrec import format_history, format_item
 from .losses import RecObjective
 from .modeling_lmrec import (
@@ -40,6 +40,7 @@ __all__ = [
     "LMRecJointOutput",
     "LMRecFeatureExtractionPipeline",
     "RecObjective",
+    "catalog_fingerprint",
     "format_history",
     "format_item",
     "train_tokenizer",

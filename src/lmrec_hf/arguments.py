@@ -45,6 +45,10 @@ class ModelArguments:
     lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA path."})
     lora_targets: str = field(default="attention", metadata={
         "help": "The trunk layers that get adapters: 'attention' (c_attn, c_proj) or 'attention+mlp'."})
+    item_id_embeddings: bool = field(default=False, metadata={
+        "help": "Option, not the paper's model (UniSRec's transductive setting): add a learned item-id embedding, "
+                "zero at the start, to W_i z_i of each training-catalogue item. Items outside that catalogue (and "
+                "items never trained, such as cold ones) are scored by their text alone. Off: text only."})
     tokenizer_texts: int = field(default=20000, metadata={"help": "Histories sampled to train the tokenizer."})
     tokenizer_source: str = field(
         default="stream", metadata={"help": "What the tokenizer learns from, beside the item texts: 'stream' (the LM "
@@ -63,6 +67,10 @@ class ModelArguments:
             raise ValueError(f"`lora_r` {self.lora_r} adapts a pretrained encoder, but no `init_from` was given. Set "
                              "init_from to the encoder's checkpoint folder, or lora_r to 0 to train from scratch.")
         check_choice("lora_targets", self.lora_targets, ["attention", "attention+mlp"])
+        if self.item_id_embeddings and self.init_from:
+            raise ValueError("`item_id_embeddings` adds an id table sized to the catalogue of a model trained from "
+                             f"scratch, but `init_from` ({self.init_from}) starts from a checkpoint. Drop one of the "
+                             "two: train the hybrid from scratch, or finetune the text-only encoder.")
 
 
 @dataclass

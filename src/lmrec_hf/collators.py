@@ -170,7 +170,8 @@ class LMRecCollator:
       are not used as its negatives (label -1, ignored by the loss).
     - `lm_on_rec_histories` adds LM labels for the user histories (`user_labels`), so one forward serves L1 and L2.
     - `logq_correction` adds `item_log_q`, each item row's log expected draws.
-    - `item_bank_refresh_steps > 0` adds `item_ids`, the catalog row of each item row (shared layouts only).
+    - `item_bank_refresh_steps > 0` adds `item_ids`, the catalog row of each item row (shared layouts only);
+      `item_ids=True` adds them whatever the layout, for a model with item-id embeddings.
     Evaluation examples (kind "rec_eval") always use the EOS feature and the objective's negative layout alone.
     Item texts are cut to `item_max_length` tokens from the right (title kept, see `tokenize_items`); `None` means
     `max_length`. Histories are cut to `max_length` from the left.
@@ -185,8 +186,10 @@ class LMRecCollator:
         max_history_items: int = 50,
         seed: int = 42,
         item_max_length: int | None = None,
+        item_ids: bool = False,
     ):
         self.objective = objective = objective if objective is not None else RecObjective()
+        self.with_item_ids = item_ids
         self.tokenizer = tokenizer
         self.sequences = data.sequences
         self.item_texts = data.item_texts
@@ -278,7 +281,7 @@ class LMRecCollator:
             # expected draws of each candidate: as a target of this batch's prefixes, or as a uniform negative
             expected = n_targets * self.target_share[item_rows] + len(extra) / self.n_items
             extras["item_log_q"] = torch.as_tensor(np.log(expected), dtype=torch.float32)
-        if self.objective.item_bank_refresh_steps:
+        if self.objective.item_bank_refresh_steps or self.with_item_ids:
             extras["item_ids"] = torch.tensor(item_rows, dtype=torch.long)
         return {
             **extras,
@@ -307,8 +310,10 @@ class LMRecCollator:
             labels = torch.zeros(len(examples), len(item_rows))
             labels[torch.arange(len(examples)), torch.tensor([column[t] for t in targets])] = 1.0
         items = self._encode_items(item_rows)
-        # per_user rows are not shared by the batch's users, so they have no catalog rows to give
-        with_ids = self.objective.item_bank_refresh_steps and self.objective.negative_layout == "shared"
+        # per_user rows are not shared by the batch's users, so the bank cannot use their catalog rows; a model
+        # with item-id embeddings reads them all the same
+        with_ids = (self.objective.item_bank_refresh_steps and self.objective.negative_layout == "shared"
+                    or self.with_item_ids)
         extras = {"item_ids": torch.tensor(item_rows, dtype=torch.long)} if with_ids else {}
         return {
             **extras,

@@ -3,6 +3,7 @@
 Ships to the Hub as custom code beside each checkpoint, so it imports only transformers.
 """
 
+import hashlib
 import math
 
 from transformers import PretrainedConfig
@@ -59,6 +60,12 @@ class LMRecConfig(PretrainedConfig):
             and evaluation read it from here; `None` means 128 at evaluation and the history length in training.
         bos_token_id, eos_token_id, pad_token_id (`int`, *optional*):
             Special token ids. `eos_token_id` marks where user and item features are read.
+        item_id_embeddings (`int`, *optional*, defaults to 0):
+            Option, not the paper's model (UniSRec's "transductive" setting): rows of a learned item-id embedding
+            added to W_i z_i of the training catalogue's items, one per item. 0 (the default) is the text-only model.
+        item_id_catalog (`str`, *optional*):
+            Fingerprint of the catalogue those rows belong to (`catalog_fingerprint` of its item texts). Evaluation
+            and the catalog add the id embedding only on that catalogue; anything else is scored by text alone.
 
     Example:
     ```python
@@ -96,6 +103,8 @@ class LMRecConfig(PretrainedConfig):
         rec_loss_weight=0.01,
         projection_dim=None,
         item_max_length=None,
+        item_id_embeddings=0,
+        item_id_catalog=None,
         use_cache=True,
         bos_token_id=None,
         eos_token_id=0,
@@ -129,7 +138,15 @@ class LMRecConfig(PretrainedConfig):
                 f"LMRecConfig: `item_max_length` must be None or an integer >= 2 (a token and the EOS), got "
                 f"{item_max_length!r}."
             )
+        if not isinstance(item_id_embeddings, int) or isinstance(item_id_embeddings, bool) or item_id_embeddings < 0:
+            raise ValueError(f"LMRecConfig: `item_id_embeddings` must be 0 (text only) or the number of catalogue "
+                             f"items, got {item_id_embeddings!r}.")
+        if item_id_embeddings and not item_id_catalog:
+            raise ValueError("LMRecConfig: `item_id_embeddings` needs `item_id_catalog`, the fingerprint of the "
+                             "catalogue its rows belong to (lmrec_hf.catalog_fingerprint(item_texts)).")
         self.item_max_length = item_max_length
+        self.item_id_embeddings = item_id_embeddings
+        self.item_id_catalog = item_id_catalog
         self.vocab_size = vocab_size
         self.n_positions = n_positions
         self.n_embd = n_embd
@@ -180,6 +197,14 @@ class LMRecConfig(PretrainedConfig):
         return cls(**{**LMREC_PRESETS[key], **overrides})
 
 
+def catalog_fingerprint(item_texts: list[str]) -> str:
+    """A short fingerprint of a catalogue (its item texts, in row order): which catalogue item-id rows belong to."""
+    digest = hashlib.sha256()
+    for text in item_texts:
+        digest.update(text.encode("utf-8") + b"\x00")
+    return f"{len(item_texts)}-{digest.hexdigest()[:16]}"
+
+
 def _finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -190,4 +215,4 @@ def _divisor(n_embd: int, n_head: int) -> int:
     return min(divisors, key=lambda d: (abs(d - n_head), d))
 
 
-__all__ = ["LMRecConfig", "LMREC_PRESETS"]
+__all__ = ["LMRecConfig", "LMREC_PRESETS", "catalog_fingerprint"]

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .checks import check_choice
+from .configuration_lmrec import catalog_fingerprint
 from .data import RecData, cold_items, eval_pairs, history_items, split_sequences
 from .encoding import embed_texts, encode_item_texts
 from .formatting_lmrec import format_history, item_token_limit
@@ -106,10 +107,24 @@ def rank_targets(scores: torch.Tensor, targets: torch.Tensor, histories: list[li
 
 def encode_items(model, tokenizer, data: RecData, batch_size: int = 256, max_length: int | None = None) -> torch.Tensor:
     """
-    W_i z_i for every catalog item, row i = item index i. Items are cut from the right to `max_length` tokens;
-    `None` means the checkpoint's `item_max_length`, else 128.
+    W_i z_i for every catalog item, row i = item index i (plus the item-id embedding E[i] of a hybrid model, on the
+    catalogue it was trained on: `uses_item_ids`). Items are cut from the right to `max_length` tokens; `None` means
+    the checkpoint's `item_max_length`, else 128.
     """
-    return encode_item_texts(model, tokenizer, data.item_texts, "item", batch_size, max_length)
+    embeds = encode_item_texts(model, tokenizer, data.item_texts, "item", batch_size, max_length)
+    if uses_item_ids(model, data):  # W_i z_i + E[i]: the hybrid option, on the catalogue it was trained on
+        with torch.no_grad():
+            embeds = embeds + model.item_id_embedding.weight.detach().float().cpu()
+    return embeds
+
+
+def uses_item_ids(model, data: RecData) -> bool:
+    """Whether `model` has item-id embeddings for `data`'s catalogue (same items, same order), so its scores add
+    them; on any other catalogue a hybrid model scores items by their text alone."""
+    config = model.config
+    return (bool(getattr(config, "item_id_embeddings", 0)) and hasattr(model, "item_id_embedding")
+            and config.item_id_embeddings == len(data.item_texts)
+            and config.item_id_catalog == catalog_fingerprint(data.item_texts))
 
 
 TARGET_GROUPS = ("all", "warm", "cold")

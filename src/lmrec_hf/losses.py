@@ -319,7 +319,8 @@ def softmax_rec_loss(rec_logits: torch.Tensor, rec_labels: torch.Tensor,
 def spread_over_catalog(model, item_embeds: torch.Tensor, item_ids: torch.LongTensor, bank: torch.Tensor,
                         rec_labels: torch.Tensor, fresh: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """
-    W_i z for every catalog item from the bank (W_i applied here, so it learns from them), with the batch's fresh
+    W_i z for every catalog item from the bank (W_i applied here, so it learns from them; plus the item-id embedding
+    of a model that has one), with the batch's fresh
     `item_embeds` over their rows when `fresh`, and the labels spread over the catalog: unlabelled items count as
     negatives.
     """
@@ -336,7 +337,9 @@ def spread_over_catalog(model, item_embeds: torch.Tensor, item_ids: torch.LongTe
     if rec_labels.dim() not in (2, 3):
         raise ValueError(f"item bank: `rec_labels` must be (B, M) or (B, P, M) over the M={item_ids.shape[0]} shared "
                          f"item rows, got {tuple(rec_labels.shape)}.")
-    candidates = model.item_projection(bank.to(item_embeds))  # (N, p)
+    catalog = torch.arange(bank.shape[0], device=item_embeds.device)
+    hybrid = getattr(model.config, "item_id_embeddings", 0) == bank.shape[0]  # the bank is the model's catalogue
+    candidates = model.project_items(bank.to(item_embeds), catalog if hybrid else None)  # (N, p)
     if fresh:
         candidates = candidates.index_copy(0, item_ids, item_embeds)
     spread = rec_labels.new_zeros(*rec_labels.shape[:-1], bank.shape[0])

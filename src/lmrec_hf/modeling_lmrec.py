@@ -139,6 +139,8 @@ class LMRecPreTrainedModel(PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        if getattr(module, "lmrec_zero_init", False):  # the item-id table starts at 0: the text-only model
+            init.zeros_(module.weight)
         # GPT-2's scaled init of the residual projections, 1/sqrt(2 * n_layer).
         if isinstance(module, (GPT2Attention, GPT2MLP)):
             std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
@@ -160,7 +162,8 @@ class LMRecModel(LMRecPreTrainedModel):
     """
 
     # The heads of a joint checkpoint: `AutoModel` loads the trunk out of one without a load report for them.
-    _keys_to_ignore_on_load_unexpected = ["attn.bias", r"^(user_projection|item_projection|lm_head)\."]
+    _keys_to_ignore_on_load_unexpected = [
+        "attn.bias", r"^(user_projection|item_projection|item_id_embedding|lm_head)\."]
 
     def __init__(self, config: LMRecConfig):
         super().__init__(config)
@@ -271,6 +274,9 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.user_projection = nn.Linear(config.n_embd, config.projection_dim, bias=False)  # W_u
         self.item_projection = nn.Linear(config.n_embd, config.projection_dim, bias=False)  # W_i
+        if config.item_id_embeddings:  # the hybrid option: W_i z_i + E[item id] for the training catalogue's items
+            self.item_id_embedding = nn.Embedding(config.item_id_embeddings, config.projection_dim)
+            self.item_id_embedding.lmrec_zero_init = True
         self.post_init()
 
     def get_output_embeddings(self):
@@ -279,11 +285,33 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
+    def project_items(self, z_i: torch.Tensor, item_ids: torch.LongTensor | None = None) -> torch.Tensor:
+        """
+        W_i z_i, plus the learned item-id embedding E[id] when the model has one (`config.item_id_embeddings`) and
+        `item_ids` are given: row k of `z_i` is catalogue item `item_ids[k]`, -1 for an item outside the catalogue
+        (text alone).
+        """
+        projected = self.item_projection(z_i)
+        table = getattr(self, "item_id_embedding", None)
+        if table is None or item_ids is None:
+            return projected
+        item_ids = item_ids.to(projected.device).long()
+        if item_ids.shape != projected.shape[:1]:
+            raise ValueError(f"`item_ids` must have one catalogue row per item row, shape ({projected.shape[0]},), "
+                             f"got {tuple(item_ids.shape)}.")
+        if item_ids.numel() and (int(item_ids.min()) < -1 or int(item_ids.max()) >= table.num_embeddings):
+            raise ValueError(f"`item_ids` must be catalogue rows in [0, {table.num_embeddings}) or -1 for an item "
+                             f"outside the catalogue, got {int(item_ids.min())} to {int(item_ids.max())}.")
+        known = (item_ids >= 0).unsqueeze(-1)
+        return projected + table(item_ids.clamp(min=0)) * known
+
     def embed(
-        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, projection: str | None = None
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, projection: str | None = None,
+        item_ids: torch.LongTensor | None = None,
     ) -> torch.Tensor:
         """
-        One vector per row: the EOS feature z, or W_u z (`projection="user"`) or W_i z (`projection="item"`).
+        One vector per row: the EOS feature z, or W_u z (`projection="user"`) or W_i z (`projection="item"`; with
+        `item_ids`, plus the item-id embedding of a model that has one, see `project_items`).
 
         Example:
         ```python
@@ -294,10 +322,11 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         z = self.transformer(input_ids=input_ids, attention_mask=attention_mask).pooler_output  # (B, d)
         if projection is None:
             return z
-        heads = {"user": self.user_projection, "item": self.item_projection}
-        if projection not in heads:
+        if projection == "item":
+            return self.project_items(z, item_ids)
+        if projection != "user":
             raise ValueError(f"projection must be 'user', 'item' or None, got {projection!r}.")
-        return heads[projection](z)
+        return self.user_projection(z)
 
     def forward(
         self,
@@ -310,6 +339,7 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         item_attention_mask: torch.Tensor | None = None,
         rec_labels: torch.Tensor | None = None,
         user_positions: torch.LongTensor | None = None,
+        item_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> LMRecJointOutput:
         r"""
@@ -326,6 +356,9 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         user_positions (`torch.LongTensor` of shape `(B, P)`, *optional*):
             Read user features at these token positions (-1 pads) instead of the final EOS: each one ends a prefix
             of the history (an option for training, not the paper's recipe).
+        item_ids (`torch.LongTensor` of shape `(M,)`, *optional*):
+            Catalogue rows of the item rows (-1 outside the catalogue), for a model with item-id embeddings
+            (`config.item_id_embeddings`, an option); ignored by the text-only model.
 
         With both losses, `loss = lm_loss + config.rec_loss_weight * rec_loss`. The CPU-budget objectives (softmax,
         logQ, the item bank) are not here: `lmrec_hf.losses` computes them from this output.
@@ -354,7 +387,7 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
                 rows = torch.arange(user_input_ids.shape[0], device=user_input_ids.device).unsqueeze(1)
                 z_u = user_hidden[rows, user_positions.clamp(min=0)]  # (B, P, d)
             user_embeds = self.user_projection(z_u)  # (B, p) or (B, P, p)
-            item_embeds = self.embed(item_input_ids, item_attention_mask, projection="item")  # (M, p)
+            item_embeds = self.embed(item_input_ids, item_attention_mask, projection="item", item_ids=item_ids)
             rec_logits = score_pairs(user_embeds, item_embeds, rec_labels)
             if rec_labels is not None:
                 valid = None if user_positions is None else user_positions >= 0

@@ -18,7 +18,7 @@ from .arguments import DataArguments, ModelArguments, check_tokenizer_source
 from .catalog import build_catalog, example_items, write_catalog
 from .checkpoints import check_checkpoint_dir, check_same_shape, load_resume_tokenizer, resume_checkpoint
 from .checks import check_choice
-from .configuration_lmrec import LMRecConfig
+from .configuration_lmrec import LMRecConfig, catalog_fingerprint
 from .data import (
     RecData,
     cold_items,
@@ -281,15 +281,18 @@ def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArgument
             corpus = tokenizer_corpus(data, lm_stream, model_args.tokenizer_source, model_args.tokenizer_texts,
                                       args.seed)
             tokenizer = train_tokenizer(corpus, vocab_size=model_args.vocab_size, model_max_length=args.max_length)
-        model = _new_model(model_args, args, tokenizer)
+        model = _new_model(model_args, args, tokenizer, data)
     if checkpoint:
         check_same_shape(checkpoint, model.config)
     return tokenizer, model
 
 
-def _new_model(model_args: ModelArguments, args: LMRecTrainingArguments, tokenizer) -> LMRecForJointModeling:
+def _new_model(model_args: ModelArguments, args: LMRecTrainingArguments, tokenizer,
+               data: RecData) -> LMRecForJointModeling:
     overrides = {"vocab_size": len(tokenizer), "n_positions": model_args.n_positions or args.max_length,
                  "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    if model_args.item_id_embeddings:  # one row per item of the (combined) training catalogue
+        overrides.update(item_id_embeddings=len(data.item_texts), item_id_catalog=catalog_fingerprint(data.item_texts))
     if model_args.dropout is not None:
         overrides.update(resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout, attn_pdrop=model_args.dropout)
     return LMRecForJointModeling(LMRecConfig.from_preset(model_args.preset, **overrides))

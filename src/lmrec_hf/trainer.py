@@ -99,6 +99,7 @@ class LMRecTrainer(Trainer):
         self.objective = objective = objective.for_mode(self.args.mode)
         self._record_in_checkpoint()
         self._initial_rec_loss_weight = self.model.config.rec_loss_weight
+        self._item_id_embeddings = bool(getattr(self.model.config, "item_id_embeddings", 0))
         self.item_bank: LMRecItemBank | None = None
         collator = self.data_collator
         if objective.item_bank_refresh_steps and self.args.mode != "lm_only" and isinstance(collator, LMRecCollator):
@@ -136,7 +137,8 @@ class LMRecTrainer(Trainer):
         item_max_length = args.item_max_length or getattr(model.config, "item_max_length", None)
         collator = LMRecCollator(tokenizer, data, objective, max_length=args.max_length,
                                  max_history_items=args.max_history_items, seed=args.seed,
-                                 item_max_length=item_max_length)
+                                 item_max_length=item_max_length,
+                                 item_ids=bool(getattr(model.config, "item_id_embeddings", 0)))
         if use_rec and rec_pairs is None:
             rec_pairs = train_pairs(data, stride=args.max_history_items if objective.prefix_pairs else None)
         train_dataset = JointDataset(rec_pairs if use_rec else None, lm_texts if use_lm else None)
@@ -185,7 +187,10 @@ class LMRecTrainer(Trainer):
         rec_loss_weight = self.current_rec_loss_weight()
         targets = {name: inputs[name] for name in LOSS_INPUTS if name in inputs}
         sources = inputs.get("lm_sources")
-        outputs = model(**{k: v for k, v in inputs.items() if k not in targets and k != "lm_sources"})
+        model_inputs = {k: v for k, v in inputs.items() if k not in targets and k != "lm_sources"}
+        if "item_ids" in inputs and self._item_id_embeddings:  # the hybrid model reads them too
+            model_inputs["item_ids"] = inputs["item_ids"]
+        outputs = model(**model_inputs)
         targets["user_positions"] = inputs.get("user_positions")
         # the bank serves the training loss; the validation loss stays over the batch's items
         bank = self.item_bank.bank if self.item_bank is not None and model.training else None
