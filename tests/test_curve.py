@@ -55,8 +55,9 @@ def test_the_report_renders_the_curve_table_and_plot_from_records(tmp_path):
     curve.write_report(records, results_md)
     text = results_md.read_text()
     assert text.startswith("# Results\n\nkept\n") and curve.BEGIN in text and curve.END in text
-    assert "| LMRec (scientific-best-cpu.yaml) | 42 | 1,000 | 1,200 | 600: 0.0400 / 0.0400; 1,200: 0.0800 / " in text
-    assert "LMRec (scientific-best-cpu.yaml): 0.0900 ± 0.0141 (2 seeds)" in text
+    assert ("| LMRec (scientific-best-cpu.yaml, 1,000 steps) | 42 | 1,000 | 1,200 | 600: 0.0400 / 0.0400; "
+            "1,200: 0.0800 / ") in text
+    assert "LMRec (scientific-best-cpu.yaml, 1,000 steps): 0.0900 ± 0.0141 (2 seeds)" in text
     assert "ID transformer: 0.0900 (1 seed)" in text
     curve.write_report(records[:1], results_md)  # a second report replaces the section, never appends one
     assert results_md.read_text().count(curve.BEGIN) == 1 and "ID transformer: 0.0900" not in results_md.read_text()

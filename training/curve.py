@@ -102,7 +102,8 @@ def recipe_parameters(recipe: str) -> int:
 
 def save_record(record: dict) -> Path:
     RECORDS.mkdir(parents=True, exist_ok=True)
-    path = RECORDS / f"{record['model_id']}-{Path(record.get('recipe') or 'grid').stem}-seed{record['seed']}.json"
+    path = RECORDS / (f"{record['model_id']}-{Path(record.get('recipe') or 'grid').stem}-{record['steps']}-steps-"
+                      f"seed{record['seed']}.json")
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
@@ -113,7 +114,7 @@ def load_records() -> list[dict]:
 
 def _label(record: dict) -> str:
     recipe = record.get("recipe")
-    return MODELS[record["model_id"]] + (f" ({Path(recipe).name})" if recipe else "")
+    return MODELS[record["model_id"]] + (f" ({Path(recipe).name}, {record['steps']:,} steps)" if recipe else "")
 
 
 def render(records: list[dict]) -> str:

@@ -37,7 +37,7 @@ ROWS = {
     "probe-tl": "LMRec^TL probe",
     "probe-tl-lm": "LMRec^TL-lm probe",
     "item-to-item": "LMRec^TL zero-shot, item-to-item (no training)",
-    "scratch": "LMRec from scratch (scientific-best-cpu.yaml, issue 24)",
+    "scratch": "LMRec from scratch (scientific-best-cpu.yaml runs, issue 24)",
     "lora": "LMRec^TL + LoRA (r 8, attention)",
     "finetune": "LMRec^TL full finetune",
     "id-transformer": "ID transformer",

@@ -339,7 +339,6 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         item_attention_mask: torch.Tensor | None = None,
         rec_labels: torch.Tensor | None = None,
         user_positions: torch.LongTensor | None = None,
-        item_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> LMRecJointOutput:
         r"""
@@ -356,7 +355,7 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         user_positions (`torch.LongTensor` of shape `(B, P)`, *optional*):
             Read user features at these token positions (-1 pads) instead of the final EOS: each one ends a prefix
             of the history (an option for training, not the paper's recipe).
-        item_ids (`torch.LongTensor` of shape `(M,)`, *optional*):
+        item_ids (`torch.LongTensor` of shape `(M,)`, *optional*, a keyword outside the API contract's signature):
             Catalogue rows of the item rows (-1 outside the catalogue), for a model with item-id embeddings
             (`config.item_id_embeddings`, an option); ignored by the text-only model.
 
@@ -364,6 +363,7 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         logQ, the item bank) are not here: `lmrec_hf.losses` computes them from this output.
         """
         kwargs.pop("num_items_in_batch", None)  # passed by Trainer; our losses are per-batch means
+        item_ids = kwargs.pop("item_ids", None)
         masks = {"input_ids": attention_mask, "user_input_ids": user_attention_mask,
                  "item_input_ids": item_attention_mask}
         _check_joint_inputs(input_ids, labels, user_input_ids, item_input_ids, rec_labels, user_positions,
