@@ -24,6 +24,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/ holds scripts: report.py, grid.py
+from report import replace_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "docs" / "results" / "runs" / "curve"
 RESULTS_MD = ROOT / "docs" / "results.md"
@@ -167,13 +170,7 @@ def write_report(records: list[dict] | None = None, results_md: Path = RESULTS_M
     records = load_records() if records is None else records
     if not records:
         return
-    text = render(records)
-    current = results_md.read_text()
-    if BEGIN in current and END in current:
-        current = current[: current.index(BEGIN)] + text + current[current.index(END) + len(END):]
-    else:
-        current = current.rstrip() + "\n\n" + text + "\n"
-    results_md.write_text(current)
+    replace_section(results_md, BEGIN, END, render(records))
     plot(records, results_md.parent / "results" / "time-to-quality.png")
 
 
@@ -196,7 +193,6 @@ def main(argv: list[str] | None = None) -> int:
     if overrides and args.model != "lmrec":
         parser.error(f"recipe overrides {overrides} apply to --model lmrec only")
     args.overrides = overrides
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # grid.py, for the ID transformer's settings
     from lmrec_hf.model_card import git_commit
 
     for seed in args.seeds:

@@ -238,6 +238,17 @@ def plot_figure4(name: str, recalls: dict, parameters: dict, path: Path, machine
     plt.close(figure)
 
 
+def replace_section(results_md: Path, begin: str, end: str, text: str) -> None:
+    """Puts `text` (which starts with `begin` and ends with `end`) in place of that section of `results_md`, or at
+    its end when it has none yet; the rest of the file is kept as it is."""
+    current = results_md.read_text()
+    if begin in current and end in current:
+        current = current[: current.index(begin)] + text + current[current.index(end) + len(end):]
+    else:
+        current = current.rstrip() + "\n\n" + text + "\n"
+    results_md.write_text(current)
+
+
 def write_report(records: list[dict], results_md: Path = RESULTS_MD) -> None:
     text, figures = render_report(records)
     current = results_md.read_text() if results_md.exists() else "# Results\n"

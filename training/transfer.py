@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import _mean_std as _cell  # noqa: E402  (training/ holds scripts; one mean ± std format)
+from report import replace_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "docs" / "results" / "runs" / "transfer"
@@ -274,13 +275,7 @@ def write_report(records: list[dict] | None = None, results_md: Path = RESULTS_M
     records = load_records() if records is None else records
     if not records:
         return
-    text = render(records)
-    current = results_md.read_text()
-    if BEGIN in current and END in current:
-        current = current[: current.index(BEGIN)] + text + current[current.index(END) + len(END):]
-    else:
-        current = current.rstrip() + "\n\n" + text + "\n"
-    results_md.write_text(current)
+    replace_section(results_md, BEGIN, END, render(records))
     if any(r["train_share"] < 1 for r in records):  # cold-start records train on other data: not on the curve
         plot_scarce([r for r in records if not r.get("cold_fraction")],
                     results_md.parent / "results" / "transfer-scarce-data.png")
