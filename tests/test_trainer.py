@@ -22,10 +22,10 @@ def toy(tmp_path):
     return load_unisrec(write_unisrec(tmp_path / "toy"))
 
 
-def _model(tokenizer, seed=0, **config):
+def _model(tokenizer, seed=0):
     torch.manual_seed(seed)
     config = LMRecConfig.from_preset("1.7m", vocab_size=len(tokenizer), n_positions=64,
-                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **config)
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     return LMRecForJointModeling(config)
 
 
