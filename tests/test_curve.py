@@ -37,6 +37,43 @@ def test_the_curve_evaluates_on_schedule_and_keeps_evaluation_out_of_the_clock()
         QualityCurveCallback(evaluate, every_s=0)
 
 
+
+def test_keep_best_puts_back_the_weights_of_the_best_valid_point_at_the_end():
+    model = torch.nn.Linear(2, 2)
+    scores = iter([0.1, 0.3, 0.2])  # the best valid point is step 2, not the last one
+    callback = QualityCurveCallback(lambda model, tokenizer: {"valid_recall@10": next(scores)}, every_s=1e-9,
+                                    keep_best="valid_recall@10")
+    callback.on_train_begin(None, None, None)
+    weights = {}
+    for step in range(1, 4):
+        with torch.no_grad():
+            model.weight.fill_(float(step))  # "training" moves the weights
+        weights[step] = model.weight.detach().clone()
+        callback.on_step_end(None, SimpleNamespace(global_step=step), None, model=model)
+    callback.on_train_end(None, SimpleNamespace(global_step=3), None, model=model)
+    assert callback.best_point["step"] == 2 and callback.best_point["valid_recall@10"] == 0.3
+    assert torch.equal(model.weight, weights[2]) and not torch.equal(model.weight, weights[3])
+    assert [p["step"] for p in callback.points] == [1, 2, 3]  # the curve itself keeps every point
+
+    # the best point is the last one: the weights stay as trained
+    scores = iter([0.1, 0.2])
+    callback = QualityCurveCallback(lambda model, tokenizer: {"valid_recall@10": next(scores)}, every_s=1e-9,
+                                    keep_best="valid_recall@10")
+    callback.on_train_begin(None, None, None)
+    callback.on_step_end(None, SimpleNamespace(global_step=1), None, model=model)
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    callback.on_train_end(None, SimpleNamespace(global_step=2), None, model=model)
+    assert callback.best_point["step"] == 2 and bool((model.weight == 7.0).all())
+
+    callback = QualityCurveCallback(lambda model, tokenizer: {"valid_recall@10": 0.1}, every_s=1e-9,
+                                    keep_best="valid_ndcg@10")
+    callback.on_train_begin(None, None, None)
+    with pytest.raises(ValueError, match=r"keep_best='valid_ndcg@10' is not among the figures that `evaluate` "
+                                       r"returned \(\['valid_recall@10'\]\)"):
+        callback.on_step_end(None, SimpleNamespace(global_step=1), None, model=model)
+
+
 def _record(model_id, seed, final, recipe=None):
     points = [{"train_s": 600.0, "step": 500, "valid_recall@10": final / 2, "test_recall@10": final / 2,
                "eval_s": 80.0},
@@ -59,6 +96,31 @@ def test_the_report_renders_the_curve_table_and_plot_from_records(tmp_path):
             "1,200: 0.0800 / ") in text
     assert "LMRec (scientific-best-cpu.yaml, 1,000 steps): 0.0900 ± 0.0141 (2 seeds)" in text
     assert "ID transformer: 0.0900 (1 seed)" in text
+    assert "| 0.0800 (1,200) | 0.0800 | 0.0400 |" in text  # picked by valid: the last point here
+
+    # a run that overfits: valid peaks mid-run, and "picked by valid" takes that point's test figure, never the best
+    # test figure
+    overfit = _record("lmrec", 44, 0.06, recipe)
+    first, last = overfit["points"]
+    overfit["points"] = [dict(first, **{"valid_recall@10": 0.11, "test_recall@10": 0.09}),
+                         dict(first, train_s=900.0, **{"valid_recall@10": 0.11, "test_recall@10": 0.095}),
+                         dict(last, **{"valid_recall@10": 0.07, "test_recall@10": 0.1})]
+    assert curve.best_valid_point(overfit)["train_s"] == 600.0  # the earliest of a tie
+    curve.write_report([overfit, dict(overfit, seed=45, keep_best="valid_recall@10")], results_md)
+    text = results_md.read_text()
+    assert "| 0.0900 (600) | 0.0600 | 0.0300 |" in text
+    assert ("picked by valid, mean ± std over seeds: LMRec (scientific-best-cpu.yaml, 1,000 steps): 0.0900 (1 seed)"
+            in text)
+    assert "LMRec (scientific-best-cpu.yaml, 1,000 steps, best valid kept): 0.0900 (1 seed)" in text
     curve.write_report(records[:1], results_md)  # a second report replaces the section, never appends one
     assert results_md.read_text().count(curve.BEGIN) == 1 and "ID transformer: 0.0900" not in results_md.read_text()
     assert (tmp_path / "results" / "time-to-quality.png").stat().st_size > 1000
+
+
+def test_a_keep_best_run_gets_its_own_record_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(curve, "RECORDS", tmp_path)
+    record = _record("lmrec", 42, 0.08, "training/configs/scientific-best-cpu.yaml")
+    assert curve.save_record(record).name == "lmrec-scientific-best-cpu-1000-steps-seed42.json"
+    kept = curve.save_record(dict(record, keep_best="valid_recall@10"))
+    assert kept.name == "lmrec-scientific-best-cpu-1000-steps-keep-best-seed42.json"
+    assert len(curve.load_records()) == 2  # the plain run's record is not overwritten

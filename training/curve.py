@@ -7,6 +7,7 @@ JSON record per run goes under docs/results/runs/curve/, and `report` renders th
 
     python training/curve.py run --model lmrec --recipe training/configs/scientific-best-cpu.yaml --seeds 42
     python training/curve.py run --model id-transformer --seeds 42
+    python training/curve.py run --model lmrec --seeds 42 --keep-best   # end on the best valid Recall@10 point
     python training/curve.py report
 
 An LMRec run is the recipe's own run (`lmrec-hf train RECIPE`, the same seed): its record holds the recipe's final
@@ -55,7 +56,7 @@ def run_lmrec(args, seed: int) -> dict:
         return {f"{split}_recall@10": _recall(evaluate_model(model, tokenizer, data, split, **limits))
                 for split in ("valid", "test")}
 
-    curve = QualityCurveCallback(evaluate, args.every)
+    curve = QualityCurveCallback(evaluate, args.every, keep_best="valid_recall@10" if args.keep_best else None)
     result = train_from_args(model_args, data_args, objective, train_args, callbacks=[curve])
     return {"points": curve.points, "steps": result["steps"], "train_time_s": result["train_time_s"],
             "metrics": result["lmrec"], "preset": model_args.preset, "recipe": args.recipe,
@@ -83,7 +84,7 @@ def run_id_transformer(args, seed: int) -> dict:
         return {f"{split}_recall@10": _recall(evaluate_id_transformer(model, data, split, seed=seed))
                 for split in ("valid", "test")}
 
-    curve = QualityCurveCallback(evaluate, args.every)
+    curve = QualityCurveCallback(evaluate, args.every, keep_best="valid_recall@10" if args.keep_best else None)
     start = time.time()
     model = train_id_transformer(data, targs, settings["n_embd"], settings["n_layer"], settings["n_head"],
                                  settings["max_len"], settings["dropout"], callbacks=[curve])
@@ -106,7 +107,7 @@ def recipe_parameters(recipe: str) -> int:
 def save_record(record: dict) -> Path:
     RECORDS.mkdir(parents=True, exist_ok=True)
     path = RECORDS / (f"{record['model_id']}-{Path(record.get('recipe') or 'grid').stem}-{record['steps']}-steps-"
-                      f"seed{record['seed']}.json")
+                      f"{'keep-best-' if record.get('keep_best') else ''}seed{record['seed']}.json")
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
@@ -116,30 +117,48 @@ def load_records() -> list[dict]:
 
 
 def _label(record: dict) -> str:
-    recipe = record.get("recipe")
-    return MODELS[record["model_id"]] + (f" ({Path(recipe).name}, {record['steps']:,} steps)" if recipe else "")
+    recipe, kept = record.get("recipe"), ", best valid kept" if record.get("keep_best") else ""
+    return MODELS[record["model_id"]] + (f" ({Path(recipe).name}, {record['steps']:,} steps{kept})" if recipe else
+                                         f" ({kept[2:]})" if kept else "")
+
+
+def best_valid_point(record: dict) -> dict:
+    """The record's point with the highest valid Recall@10 (the earliest on a tie): the checkpoint picked by valid."""
+    return max(record["points"], key=lambda p: p["valid_recall@10"])  # max keeps the first of equals
 
 
 def render(records: list[dict]) -> str:
     lines = [BEGIN, "", "### Time to quality on Scientific (generated from docs/results/runs/curve/)", "",
              "Recall@10, full ranking over 4,385 items, against seconds of training on this machine's 2 cores "
              "(evaluation time kept out of the clock). Plot: docs/results/time-to-quality.png.", "",
-             "| run | seed | steps | training s | points (training s: valid / test R@10) | final test R@10 | "
-             "final test N@10 |", "|---|---|---|---|---|---|---|"]
+             "\"Picked by valid\" is the test Recall@10 at the point with the best valid Recall@10, the checkpoint "
+             "that `--keep-best` (`QualityCurveCallback(keep_best=...)`) keeps; \"final\" is the run's own end "
+             "(with `--keep-best`, the kept checkpoint).", "",
+             "| run | seed | steps | training s | points (training s: valid / test R@10) | picked by valid: test R@10 "
+             "(at training s) | final test R@10 | final test N@10 |", "|---|---|---|---|---|---|---|---|"]
     # training s: the curve's own clock at the end (the trainer's training loop, evaluations left out)
-    for r in sorted(records, key=lambda r: (r["model_id"], r.get("recipe") or "", r["seed"])):
+    for r in sorted(records, key=lambda r: (r["model_id"], r.get("recipe") or "", r["steps"], bool(r.get("keep_best")),
+                                            r["seed"])):
         points = "; ".join(f"{p['train_s']:,.0f}: {p['valid_recall@10']:.4f} / {p['test_recall@10']:.4f}"
                            for p in r["points"])
+        best = best_valid_point(r)
         lines.append(f"| {_label(r)} | {r['seed']} | {r['steps']:,} | {r['points'][-1]['train_s']:,.0f} | {points} | "
-                     f"{r['metrics']['recall@10']:.4f} | {r['metrics']['ndcg@10']:.4f} |")
-    groups: dict[str, list[float]] = {}
-    for r in records:
-        groups.setdefault(_label(r), []).append(r["metrics"]["recall@10"])
-    summary = [f"{label}: {statistics.mean(v):.4f}" + (f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else "") +
-               f" ({len(v)} seed{'s' if len(v) > 1 else ''})" for label, v in sorted(groups.items())]
-    lines += ["", "Final test Recall@10, mean ± std over seeds: " + "; ".join(summary) + ".", "",
+                     f"{best['test_recall@10']:.4f} ({best['train_s']:,.0f}) | {r['metrics']['recall@10']:.4f} | "
+                     f"{r['metrics']['ndcg@10']:.4f} |")
+    lines += ["", "Final test Recall@10, mean ± std over seeds: " +
+              _summary(records, lambda r: r["metrics"]["recall@10"]) + ".", "",
+              "Test Recall@10 picked by valid, mean ± std over seeds: " +
+              _summary(records, lambda r: best_valid_point(r)["test_recall@10"]) + ".", "",
               "Commands: " + "; ".join(sorted({f"`{r['command']}`" for r in records})), "", END]
     return "\n".join(lines)
+
+
+def _summary(records: list[dict], figure) -> str:
+    groups: dict[str, list[float]] = {}
+    for r in records:
+        groups.setdefault(_label(r), []).append(figure(r))
+    return "; ".join(f"{label}: {statistics.mean(v):.4f}" + (f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else "") +
+                     f" ({len(v)} seed{'s' if len(v) > 1 else ''})" for label, v in sorted(groups.items()))
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -148,18 +167,22 @@ def plot(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    colours = {"lmrec": "tab:blue", "id-transformer": "tab:orange"}
-    for r in records:
-        xs = [p["train_s"] / 60 for p in r["points"]]
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    labels = sorted({_label(r) for r in records}, key=lambda label: (not label.startswith("ID"), label))
+    colours = dict(zip(labels, ["tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:red", "tab:brown"] * 4))
+    for r in records:  # one colour per run kind, all its seeds; valid solid, test dashed; one legend entry per kind
+        xs, label = [p["train_s"] / 60 for p in r["points"]], _label(r)
         for split, style in (("valid", "-"), ("test", "--")):
+            first = split == "valid" and label in labels
             ax.plot(xs, [p[f"{split}_recall@10"] for p in r["points"]], style, marker="o", markersize=3,
-                    color=colours[r["model_id"]], label=f"{_label(r)}, seed {r['seed']}, {split}")
+                    color=colours[label], label=label if first else None)
+        if label in labels:
+            labels.remove(label)
     ax.set_xlabel("minutes of training (2 CPU cores)")
     ax.set_ylabel("Recall@10 (full ranking)")
-    ax.set_title("Scientific: time to quality")
+    ax.set_title("Scientific: time to quality (valid solid, test dashed; each line a seed)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -183,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--recipe", default="training/configs/scientific-best-cpu.yaml", help="LMRec's recipe")
     run.add_argument("--seeds", nargs="+", type=int, default=[42])
     run.add_argument("--every", type=float, default=900, help="seconds of training between evaluations")
+    run.add_argument("--keep-best", action="store_true",
+                     help="put back the weights of the best valid Recall@10 point at the end (picked by valid)")
     run.add_argument("--work-dir", default="outputs/curve")
     commands.add_parser("report")
     args, overrides = parser.parse_known_args(argv)
@@ -196,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     from lmrec_hf.model_card import git_commit
 
     for seed in args.seeds:
-        one = ["run", "--model", args.model, "--seeds", str(seed), "--every", f"{args.every:g}"]
+        one = ["run", "--model", args.model, "--seeds", str(seed), "--every", f"{args.every:g}",
+               *(["--keep-best"] if args.keep_best else [])]
         if args.model == "lmrec":
             one += ["--recipe", args.recipe, *overrides]
         record = {"model_id": args.model, "seed": seed, "data": "Scientific", "git_commit": git_commit(),
                   "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": "2-core CPU",
-                  "command": shlex.join(["python", "training/curve.py", *one]), "every_s": args.every}
+                  "command": shlex.join(["python", "training/curve.py", *one]), "every_s": args.every,
+                  "keep_best": "valid_recall@10" if args.keep_best else None}
         record.update(run_lmrec(args, seed) if args.model == "lmrec" else run_id_transformer(args, seed))
         path = save_record(record)
         print(f"{_label(record)} seed {seed}: test R@10 {record['metrics']['recall@10']:.4f} in "

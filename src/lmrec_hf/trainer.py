@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -17,6 +18,8 @@ from .losses import LOSS_INPUTS, LMRecItemBank, RecObjective
 from .model_card import LMRecModelCardCallback, LMRecModelCardData
 from .training_args import LMRecTrainingArguments
 
+logger = logging.getLogger(__name__)
+
 
 class QualityCurveCallback(TrainerCallback):
     """
@@ -25,19 +28,28 @@ class QualityCurveCallback(TrainerCallback):
     alone had spent when the point was taken. `points` holds {"train_s", "step", **figures} in order. Works with any
     Trainer (LMRecTrainer, or the ID transformer's plain one).
 
+    With `keep_best` (the name of a figure, higher is better, e.g. "valid_recall@10") the callback keeps a copy of
+    the weights at the best point so far and puts them back at the end of training, so what is saved and scored
+    afterwards is the checkpoint picked by that figure; `best_point` is that point (`None` without `keep_best`).
+    Pick by a validation figure, never by a test one.
+
     Example:
     ```python
-    >>> curve = QualityCurveCallback(lambda model, tokenizer: {"valid_recall@10": score(model)}, every_s=600)
-    >>> trainer.add_callback(curve); trainer.train(); curve.points[-1]["train_s"]
+    >>> curve = QualityCurveCallback(lambda model, tokenizer: {"valid_recall@10": score(model)}, every_s=600,
+    ...                              keep_best="valid_recall@10")
+    >>> trainer.add_callback(curve); trainer.train(); curve.points[-1]["train_s"], curve.best_point["step"]
     ```
     """
 
-    def __init__(self, evaluate, every_s: float):
+    def __init__(self, evaluate, every_s: float, keep_best: str | None = None):
         if not every_s > 0:
             raise ValueError(f"QualityCurveCallback: every_s must be a positive number of seconds, got {every_s!r}.")
         self.evaluate = evaluate
         self.every_s = float(every_s)
+        self.keep_best = keep_best
         self.points: list[dict] = []
+        self.best_point: dict | None = None
+        self._best_state: dict | None = None
         self._start = self._paused = self._next = 0.0
 
     def train_seconds(self) -> float:
@@ -45,17 +57,24 @@ class QualityCurveCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start, self._paused, self._next, self.points = time.perf_counter(), 0.0, self.every_s, []
+        self.best_point = self._best_state = None
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         train_s = self.train_seconds()
         if train_s >= self._next:
             self._take(state, model, processing_class)
-            while self._next <= train_s:
-                self._next += self.every_s
+            # the next multiple of every_s past train_s (a loop of += every_s would spin for a tiny every_s)
+            self._next += self.every_s * (math.floor((train_s - self._next) / self.every_s) + 1)
 
     def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if not self.points or self.points[-1]["step"] != state.global_step:
             self._take(state, model, processing_class)
+        if self._best_state is not None and self.best_point is not self.points[-1]:
+            model.load_state_dict(self._best_state)
+            logger.info(f"QualityCurveCallback: put back the weights of step {self.best_point['step']}, the best "
+                        f"{self.keep_best} ({self.best_point[self.keep_best]}); the last point scored "
+                        f"{self.points[-1][self.keep_best]}.")
+        self._best_state = None
 
     def _take(self, state, model, tokenizer) -> None:
         train_s = self.train_seconds()
@@ -66,8 +85,16 @@ class QualityCurveCallback(TrainerCallback):
         finally:
             model.train(training)
             self._paused += time.perf_counter() - start
-        self.points.append({"train_s": round(train_s, 2), "step": state.global_step, **figures,
-                            "eval_s": round(time.perf_counter() - start, 1)})
+        point = {"train_s": round(train_s, 2), "step": state.global_step, **figures}
+        if self.keep_best is not None:
+            if self.keep_best not in figures:
+                raise ValueError(f"QualityCurveCallback: keep_best={self.keep_best!r} is not among the figures that "
+                               f"`evaluate` returned ({sorted(figures)}). Name one of those, or pass keep_best=None.")
+            if self.best_point is None or figures[self.keep_best] > self.best_point[self.keep_best]:
+                self.best_point = point
+                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        point["eval_s"] = round(time.perf_counter() - start, 1)
+        self.points.append(point)
 
 
 class LMRecTrainer(Trainer):
