@@ -50,17 +50,24 @@ def test_the_from_scratch_row_comes_from_the_best_recipes_curve_runs(tmp_path, m
     import json
 
     import curve
+    import yaml
 
     monkeypatch.setattr(transfer, "RECORDS", tmp_path)
     (tmp_path / "finetune.json").write_text(json.dumps(_record("finetune", 42, 1.0, 0.05, steps_per_epoch=266,
                                                                epoch_time_s=400.0)))
-    run = {"model_id": "lmrec", "seed": 42, "recipe": "training/configs/scientific-best-cpu.yaml", "steps": 4000,
-           "train_time_s": 5000.0, "points": [{"train_s": 2000.0}, {"train_s": 4000.0}],
-           "metrics": {"recall@10": 0.09}, "trainable_parameters": 123, "command": "python training/curve.py run"}
-    other = dict(run, recipe="training/configs/scientific-cpu.yaml")  # not the best recipe: no row
-    monkeypatch.setattr(curve, "load_records", lambda: [run, other, dict(run, model_id="id-transformer")])
+    steps = yaml.safe_load((transfer.ROOT / "training/configs/scientific-best-cpu.yaml").read_text())["max_steps"]
+    run = {"model_id": "lmrec", "seed": 42, "recipe": "training/configs/scientific-best-cpu.yaml", "steps": steps,
+           "train_time_s": 5000.0, "points": [{"train_s": 2000.0}, {"train_s": steps * 1.0}],
+           "metrics": {"recall@10": 0.09}, "trainable_parameters": 123, "command": "python training/curve.py run",
+           "overrides": []}
+    not_rows = [dict(run, recipe="training/configs/scientific-cpu.yaml"),  # not the best recipe
+                dict(run, steps=steps + 100),  # an older, longer run of the recipe
+                dict(run, overrides=["--learning_rate", "5e-4"]),  # the recipe changed on the command line
+                dict(run, keep_best="valid_recall@10"),  # picked by valid: another selection
+                dict(run, model_id="id-transformer")]
+    monkeypatch.setattr(curve, "load_records", lambda: [run, *not_rows])
     scratch = [r for r in transfer.load_records() if r["row_id"] == "scratch"]
     assert len(scratch) == 1 and scratch[0]["row"] == transfer.ROWS["scratch"]
     # the training loop's clock (evaluations out), and the finetune's 266 steps per epoch at 1 s a step
-    assert scratch[0]["train_time_s"] == 4000.0 and scratch[0]["epoch_time_s"] == 266.0
+    assert scratch[0]["train_time_s"] == steps and scratch[0]["epoch_time_s"] == 266.0
     assert scratch[0]["trainable_parameters"] == 123 and scratch[0]["metrics"]["recall@10"] == 0.09

@@ -169,16 +169,22 @@ def load_records() -> list[dict]:
 def scratch_records(records: list[dict]) -> list[dict]:
     """
     The "LMRec from scratch" row: issue 24's best CPU recipe, read from its time-to-quality runs
-    (docs/results/runs/curve/), which train on Scientific's whole training part. Its epoch is the finetune's (the
-    same prefix-pair rows and batch size); its total time is the training loop's clock, evaluations left out.
+    (docs/results/runs/curve/), which train on Scientific's whole training part: the runs of the recipe as it stands
+    (its `max_steps`, no overrides, no `--keep-best`), so an older, longer run of it is not pooled in. Its epoch is
+    the finetune's (the same prefix-pair rows and batch size); its total time is the training loop's clock,
+    evaluations left out.
     """
     import curve
+    import yaml
 
+    recipe = ROOT / "training" / "configs" / "scientific-best-cpu.yaml"
+    steps = yaml.safe_load(recipe.read_text())["max_steps"]
     per_epoch = next((r["steps_per_epoch"] for r in records if r["row_id"] == "finetune" and "steps_per_epoch" in r),
                      None)
     rows = []
     for r in curve.load_records():
-        if r["model_id"] != "lmrec" or Path(r.get("recipe") or "").name != "scientific-best-cpu.yaml":
+        if (r["model_id"] != "lmrec" or Path(r.get("recipe") or "").name != recipe.name or r["steps"] != steps
+                or r.get("overrides") or r.get("keep_best")):
             continue
         seconds = r["points"][-1]["train_s"]
         row = {"row_id": "scratch", "row": ROWS["scratch"], "seed": r["seed"], "train_share": 1.0,
