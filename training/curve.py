@@ -106,8 +106,10 @@ def recipe_parameters(recipe: str) -> int:
 
 def save_record(record: dict) -> Path:
     RECORDS.mkdir(parents=True, exist_ok=True)
+    changed = "".join(f"{part.lstrip('-').replace('=', '-').replace('/', '_')}-"
+                      for part in record.get("overrides") or [])  # a recipe changed on the command line: its own file
     path = RECORDS / (f"{record['model_id']}-{Path(record.get('recipe') or 'grid').stem}-{record['steps']}-steps-"
-                      f"{'keep-best-' if record.get('keep_best') else ''}seed{record['seed']}.json")
+                      f"{changed}{'keep-best-' if record.get('keep_best') else ''}seed{record['seed']}.json")
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
@@ -118,6 +120,7 @@ def load_records() -> list[dict]:
 
 def _label(record: dict) -> str:
     recipe, kept = record.get("recipe"), ", best valid kept" if record.get("keep_best") else ""
+    kept = (f", {' '.join(record['overrides'])}" if record.get("overrides") else "") + kept
     return MODELS[record["model_id"]] + (f" ({Path(recipe).name}, {record['steps']:,} steps{kept})" if recipe else
                                          f" ({kept[2:]})" if kept else "")
 
