@@ -1,5 +1,6 @@
 """Time to quality: the callback's clock leaves evaluation out, and training/curve.py's report renders from records."""
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -123,4 +124,8 @@ def test_a_keep_best_run_gets_its_own_record_file(tmp_path, monkeypatch):
     assert curve.save_record(record).name == "lmrec-scientific-best-cpu-1000-steps-seed42.json"
     kept = curve.save_record(dict(record, keep_best="valid_recall@10"))
     assert kept.name == "lmrec-scientific-best-cpu-1000-steps-keep-best-seed42.json"
-    assert len(curve.load_records()) == 2  # the plain run's record is not overwritten
+    changed = curve.save_record(dict(record, overrides=["--item_id_embeddings", "true"]))
+    assert changed.name == "lmrec-scientific-best-cpu-1000-steps-item_id_embeddings-true-seed42.json"
+    assert len(curve.load_records()) == 3  # the plain run's record is not overwritten
+    assert curve._label(json.loads(changed.read_text())) == ("LMRec (scientific-best-cpu.yaml, 1,000 steps, "
+                                                             "--item_id_embeddings true)")
