@@ -38,7 +38,6 @@ def test_the_curve_evaluates_on_schedule_and_keeps_evaluation_out_of_the_clock()
         QualityCurveCallback(evaluate, every_s=0)
 
 
-
 def test_keep_best_puts_back_the_weights_of_the_best_valid_point_at_the_end():
     model = torch.nn.Linear(2, 2)
     scores = iter([0.1, 0.3, 0.2])  # the best valid point is step 2, not the last one

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # training/ holds scripts: report.py, grid.py
-from report import replace_section  # noqa: E402
+from report import _mean_std, replace_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "docs" / "results" / "runs" / "curve"
@@ -160,8 +159,8 @@ def _summary(records: list[dict], figure) -> str:
     groups: dict[str, list[float]] = {}
     for r in records:
         groups.setdefault(_label(r), []).append(figure(r))
-    return "; ".join(f"{label}: {statistics.mean(v):.4f}" + (f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else "") +
-                     f" ({len(v)} seed{'s' if len(v) > 1 else ''})" for label, v in sorted(groups.items()))
+    return "; ".join(f"{label}: {_mean_std(v)} ({len(v)} seed{'s' if len(v) > 1 else ''})"
+                     for label, v in sorted(groups.items()))
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -173,14 +172,13 @@ def plot(records: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     labels = sorted({_label(r) for r in records}, key=lambda label: (not label.startswith("ID"), label))
     colours = dict(zip(labels, ["tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:red", "tab:brown"] * 4))
+    legend: set[str] = set()
     for r in records:  # one colour per run kind, all its seeds; valid solid, test dashed; one legend entry per kind
         xs, label = [p["train_s"] / 60 for p in r["points"]], _label(r)
         for split, style in (("valid", "-"), ("test", "--")):
-            first = split == "valid" and label in labels
             ax.plot(xs, [p[f"{split}_recall@10"] for p in r["points"]], style, marker="o", markersize=3,
-                    color=colours[label], label=label if first else None)
-        if label in labels:
-            labels.remove(label)
+                    color=colours[label], label=None if label in legend else label)
+            legend.add(label)
     ax.set_xlabel("minutes of training (2 CPU cores)")
     ax.set_ylabel("Recall@10 (full ranking)")
     ax.set_title("Scientific: time to quality (valid solid, test dashed; each line a seed)")
