@@ -6,6 +6,7 @@ docs/results.md (`report`; `training/reproduce.py report` runs it too).
     python training/transfer.py run --rows probe-tl probe-tl-lm --seeds 0 1 2
     python training/transfer.py run --rows finetune lora --seeds 42
     python training/transfer.py run --rows probe-tl id-transformer --shares 0.01 0.05 0.1 0.25 1 --seeds 0
+    python training/transfer.py run --rows scratch --shares 0.01 0.05 0.1 0.25 --seeds 42
     python training/transfer.py report
 
 The encoders are issue 22's: `lmrec-hf train training/configs/pretrain-cpu.yaml` (LMRec^TL) and
@@ -56,12 +57,37 @@ def _record_base(row: str, seed: int, share: float, argv: list[str]) -> dict:
             "command": shlex.join(["python", "training/transfer.py", *argv])}
 
 
+def scaled_steps(full_steps: int, share: float) -> int:
+    """A from-scratch row's steps on a share of the training users: its full-data steps times the share (the same
+    number of passes over fewer users), at least 200."""
+    return max(200, round(full_steps * share))
+
+
+def recipe_steps(recipe: Path) -> int:
+    import yaml
+
+    return yaml.safe_load(recipe.read_text())["max_steps"]
+
+
+def check_row(row: str, share: float, cold: float | None) -> None:
+    """Refuses the runs this script cannot make honestly, before any data is loaded."""
+    if row == "scratch" and share == 1:
+        raise ValueError("the full-data 'scratch' row is read from issue 24's time-to-quality runs: run `python "
+                         "training/curve.py run --model lmrec --seeds 42 43 44 --every 700`; `--rows scratch` here "
+                         f"takes shares below 1, got {share:g}.")
+    if cold and row in ("lora", "finetune", "scratch"):
+        raise ValueError(f"--cold is not built for the {row!r} row: its recipe loads the data itself, so its item "
+                         "bank and negatives would see the cold items. Cold-start rows: probe-tl, probe-tl-lm, "
+                         "item-to-item, id-transformer, popularity.")
+
+
 def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
     from lmrec_hf.data import hold_out_cold_items, load_data, subsample_training_users
     from lmrec_hf.evaluation import evaluate_popularity
 
-    data = load_data(SCIENTIFIC)
     cold = getattr(args, "cold", None)
+    check_row(row, share, cold)
+    data = load_data(SCIENTIFIC)
     if cold:  # one split of the items for every row and seed (seed 0), so the rows meet the same cold items
         data = hold_out_cold_items(data, cold, seed=0)
     if share < 1:
@@ -83,16 +109,21 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
             training_pairs=result["training_pairs"], encoder=str(encoder))
         if cold:
             record.update(metrics_cold=result["cold"], metrics_warm=result["warm"])
-    elif row in ("lora", "finetune"):
+    elif row in ("lora", "finetune", "scratch"):
         from lmrec_hf.arguments import load_train_config
         from lmrec_hf.data import train_pairs
         from lmrec_hf.runner import train_from_args
 
-        overrides = {"init_from": args.encoder, "data": SCIENTIFIC, "output_dir": str(work), "seed": seed,
-                     "max_steps": args.max_steps, "train_share": share}
+        overrides = {"data": SCIENTIFIC, "output_dir": str(work), "seed": seed, "train_share": share}
+        if row == "scratch":  # issue 24's recipe from scratch; its steps scale with the share as the ID transformer's
+            recipe = ROOT / "training" / "configs" / "scientific-best-cpu.yaml"
+            overrides["max_steps"] = scaled_steps(recipe_steps(recipe), share)
+        else:
+            recipe = ROOT / "training" / "configs" / "finetune-cpu.yaml"
+            overrides.update(init_from=args.encoder, max_steps=args.max_steps)
         if row == "lora":
             overrides.update(lora_r=8, learning_rate=args.lora_learning_rate)
-        configs = load_train_config(str(ROOT / "training" / "configs" / "finetune-cpu.yaml"), overrides)
+        configs = load_train_config(str(recipe), overrides)
         result = train_from_args(*configs)
         training_args = configs[3]
         steps_per_epoch = math.ceil(len(train_pairs(data, stride=training_args.max_history_items))
@@ -101,17 +132,18 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
         record.update(metrics=result["lmrec"], trainable_parameters=result["trainable_parameters"],
                       steps=result["steps"], train_time_s=result["train_time_s"],
                       seconds_per_step=round(seconds_per_step, 3), steps_per_epoch=steps_per_epoch,
-                      epoch_time_s=round(seconds_per_step * steps_per_epoch, 1), encoder=str(args.encoder),
-                      learning_rate=training_args.learning_rate)
+                      epoch_time_s=round(seconds_per_step * steps_per_epoch, 1),
+                      learning_rate=training_args.learning_rate, recipe=str(recipe.relative_to(ROOT)))
+        if row != "scratch":
+            record["encoder"] = str(args.encoder)
     elif row == "id-transformer":
         from grid import ID_TRANSFORMER
         from transformers import TrainingArguments
 
         from lmrec_hf.baselines import evaluate_id_transformer, train_id_transformer
 
-        # The grid's 3,000 steps of 128 users (about 45 epochs of Scientific), scaled with the share: the same number
-        # of passes over fewer users, at least 200 steps.
-        steps = max(200, round(ID_TRANSFORMER["max_steps"] * share))
+        # The grid's 3,000 steps of 128 users (about 45 epochs of Scientific), scaled with the share.
+        steps = scaled_steps(ID_TRANSFORMER["max_steps"], share)
         settings = {**ID_TRANSFORMER, "max_steps": steps}
         training = TrainingArguments(output_dir=str(work), max_steps=steps, per_device_train_batch_size=128,
                                      learning_rate=settings["learning_rate"], lr_scheduler_type="cosine",
@@ -175,10 +207,9 @@ def scratch_records(records: list[dict]) -> list[dict]:
     evaluations left out.
     """
     import curve
-    import yaml
 
     recipe = ROOT / "training" / "configs" / "scientific-best-cpu.yaml"
-    steps = yaml.safe_load(recipe.read_text())["max_steps"]
+    steps = recipe_steps(recipe)
     per_epoch = next((r["steps_per_epoch"] for r in records if r["row_id"] == "finetune" and "steps_per_epoch" in r),
                      None)
     rows = []
