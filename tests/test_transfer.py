@@ -123,6 +123,12 @@ def test_the_probe_and_finetune_commands(base, tmp_path, capsys):
     assert "expected a share of the training users in (0, 1], got '0'" in capsys.readouterr().err
     assert main(["probe", str(tmp_path / "probe" / "nothing"), *common, "-o", str(tmp_path / "p3")]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert main(["probe", str(base), *common, "-o", str(tmp_path / "p4"), "--epochs", "1", "--max-length", "64",
+                 "--cold", "0.25"]) == 0
+    out = capsys.readouterr().out
+    assert "warm users (" in out and "cold users (" in out
+    assert main(["probe", str(base), *common, "-o", str(tmp_path / "p5"), "--cold", "1.5"]) == 1
+    assert "the cold-item fraction must be in (0, 1), got 1.5" in capsys.readouterr().err
 
     code = main(["finetune", str(base), "--data", str(folder), "--lora", "-o", str(tmp_path / "lora"),
                  "--max_steps", "1", "--rec_batch_size", "2", "--max_length", "64", "--eval_split", "test",
@@ -153,3 +159,57 @@ def test_a_probe_on_cold_start_data_never_trains_on_cold_items_and_reports_both_
     assert record["warm"]["users"] == data.info["warm_test_users"]
     assert seen and all(bool(torch.isinf(scores[:, sorted(cold)]).all()) for scores, _ in seen)
     assert all(t not in cold for _, targets in seen for t in targets.tolist())
+
+
+def test_training_with_cold_items_never_draws_them_as_negatives_nor_takes_them_from_the_bank(base, tmp_path,
+                                                                                           monkeypatch):
+    import lmrec_hf.collators
+    import lmrec_hf.losses
+    from lmrec_hf.data import cold_items, hold_out_cold_items
+
+    folder = write_unisrec(tmp_path / "toy", texts={i: ITEMS[i] for i in range(8)})
+    cold = cold_items(hold_out_cold_items(load_unisrec(folder), 0.25, seed=0))
+    drawn, spreads = [], []
+    real_sample, real_spread = lmrec_hf.collators.sample_negatives, lmrec_hf.losses.spread_over_catalog
+
+    def sample(*args, **kwargs):
+        out = real_sample(*args, **kwargs)
+        drawn.append(out.tolist())
+        return out
+
+    def spread(*args, **kwargs):
+        candidates, labels = real_spread(*args, **kwargs)
+        spreads.append(labels.detach().clone())
+        return candidates, labels
+
+    monkeypatch.setattr(lmrec_hf.collators, "sample_negatives", sample)
+    monkeypatch.setattr(lmrec_hf.losses, "spread_over_catalog", spread)
+    overrides = {**_TINY, "data": str(folder), "init_from": str(base), "output_dir": str(tmp_path / "ft"),
+                 "cold_fraction": 0.25, "lm_batch_size": 0, "lm_on_rec_histories": True, "prefix_pairs": True,
+                 "negative_layout": "shared", "rec_loss_type": "softmax", "num_negatives": 3,
+                 "item_bank_refresh_steps": 1, "max_steps": 3, "eval_split": "test"}
+    record = train_from_args(*load_train_config(None, overrides))
+    assert drawn and not cold & {i for negatives in drawn for i in negatives}
+    assert spreads and all(bool((labels[..., sorted(cold)] == -1).all()) for labels in spreads)
+    assert record["cold_items"] == len(cold) == 2 and record["cold_fraction"] == 0.25
+    assert record["cold"]["users"] + record["warm"]["users"] == record["lmrec"]["users"]
+    with pytest.raises(ValueError, match=r"`cold_fraction` must be in \[0, 1\).*got 1.0"):
+        load_train_config(None, {"cold_fraction": 1.0})
+    with pytest.raises(ValueError, match="`cold_fraction` holds items out of one task's catalogue"):
+        load_train_config(None, {"cold_fraction": 0.1, "rec_tasks": [str(folder), str(folder)]})
+
+
+def test_negatives_drawn_from_the_allowed_items_skip_the_positive_and_keep_the_plain_draw():
+    import numpy as np
+
+    from lmrec_hf.collators import sample_negatives
+
+    warm = np.array([0, 2, 3, 5, 7])
+    for index in range(50):
+        negatives = sample_negatives(8, 3, 6, seed=1, example_index=index, allowed=warm)
+        assert set(negatives.tolist()) <= {0, 2, 5, 7}  # warm, never the positive
+        assert set(sample_negatives(8, 4, 6, seed=1, example_index=index, allowed=warm).tolist()) <= set(warm)
+    plain = [sample_negatives(8, 3, 6, seed=1, example_index=i).tolist() for i in range(5)]
+    assert plain == [sample_negatives(8, 3, 6, seed=1, example_index=i, allowed=None).tolist() for i in range(5)]
+    with pytest.raises(ValueError, match="at least one allowed item besides the positive, got 1 allowed"):
+        sample_negatives(8, 3, 2, seed=1, example_index=0, allowed=np.array([3]))

@@ -70,15 +70,11 @@ def recipe_steps(recipe: Path) -> int:
 
 
 def check_row(row: str, share: float, cold: float | None) -> None:
-    """Refuses the runs this script cannot make honestly, before any data is loaded."""
-    if row == "scratch" and share == 1:
+    """Refuses the runs this script would only duplicate, before any data is loaded."""
+    if row == "scratch" and share == 1 and not cold:
         raise ValueError("the full-data 'scratch' row is read from issue 24's time-to-quality runs: run `python "
                          "training/curve.py run --model lmrec --seeds 42 43 44 --every 700`; `--rows scratch` here "
-                         f"takes shares below 1, got {share:g}.")
-    if cold and row in ("lora", "finetune", "scratch"):
-        raise ValueError(f"--cold is not built for the {row!r} row: its recipe loads the data itself, so its item "
-                         "bank and negatives would see the cold items. Cold-start rows: probe-tl, probe-tl-lm, "
-                         "item-to-item, id-transformer, popularity.")
+                         f"takes shares below 1 (or --cold), got {share:g}.")
 
 
 def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
@@ -114,7 +110,9 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
         from lmrec_hf.data import train_pairs
         from lmrec_hf.runner import train_from_args
 
-        overrides = {"data": SCIENTIFIC, "output_dir": str(work), "seed": seed, "train_share": share}
+        # The recipe loads the data itself: the same cold items (seed 0), then the same share of users.
+        overrides = {"data": SCIENTIFIC, "output_dir": str(work), "seed": seed, "train_share": share,
+                     "cold_fraction": cold or 0.0, "cold_seed": 0}
         if row == "scratch":  # issue 24's recipe from scratch; its steps scale with the share as the ID transformer's
             recipe = ROOT / "training" / "configs" / "scientific-best-cpu.yaml"
             overrides["max_steps"] = scaled_steps(recipe_steps(recipe), share)
@@ -136,6 +134,8 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
                       learning_rate=training_args.learning_rate, recipe=str(recipe.relative_to(ROOT)))
         if row != "scratch":
             record["encoder"] = str(args.encoder)
+        if cold:
+            record.update(metrics_cold=result["cold"], metrics_warm=result["warm"])
     elif row == "id-transformer":
         from grid import ID_TRANSFORMER
         from transformers import TrainingArguments

@@ -93,6 +93,11 @@ class DataArguments:
     train_share: float = field(default=1.0, metadata={
         "help": "Scarce data: train on a seeded share in (0, 1] of the training users (`subsample_training_users`); "
                 "every user is still evaluated."})
+    cold_fraction: float = field(default=0.0, metadata={
+        "help": "Cold start: hold a seeded fraction in [0, 1) of the items out of all training text, negatives and "
+                "the item bank (`hold_out_cold_items`); the evaluation then also scores cold and warm users apart. "
+                "0: off."})
+    cold_seed: int = field(default=0, metadata={"help": "The seed of the cold items' draw (0 in the transfer runs)."})
     eval_split: str = field(default="test", metadata={"help": "Split scored after training (valid or test)."})
     eval_max_users: int | None = field(default=None, metadata={"help": "Score a seeded sample of users (None: all)."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where processed data is cached."})
@@ -111,6 +116,12 @@ class DataArguments:
         if not 0.0 < self.train_share <= 1.0:
             raise ValueError(f"`train_share` must be in (0, 1] (the share of training users kept), got "
                              f"{self.train_share!r}; 1 keeps them all.")
+        if isinstance(self.cold_fraction, bool) or not 0.0 <= self.cold_fraction < 1.0:
+            raise ValueError(f"`cold_fraction` must be in [0, 1) (the share of items held out as cold), got "
+                             f"{self.cold_fraction!r}; 0 holds none out, 0.1 one item in ten.")
+        if self.cold_fraction and self.rec_tasks:
+            raise ValueError(f"`cold_fraction` holds items out of one task's catalogue, but `rec_tasks` gives "
+                             f"{len(self.rec_tasks)} tasks; set `data` to the one task instead.")
         if self.data and self.rec_tasks:
             raise ValueError(f"give `data` (one task) or `rec_tasks` (several), not both; got data={self.data!r} and "
                              f"rec_tasks={self.rec_tasks!r}.")

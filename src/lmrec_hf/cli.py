@@ -185,7 +185,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from .data import load_data, resolve_data_path, subsample_training_users
+    from .data import hold_out_cold_items, load_data, resolve_data_path, subsample_training_users
     from .transfer import ProbeArguments, check_encoder_checkpoint, run_probe
 
     check_encoder_checkpoint(args.model)  # before the data loads
@@ -193,12 +193,18 @@ def _probe(args: argparse.Namespace) -> int:
                            patience=args.patience, batch_size=args.batch_size, learning_rate=args.learning_rate,
                            weight_decay=args.weight_decay, seed=args.seed)
     data = load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir)
+    if args.cold:  # before the share, as `train --cold_fraction` and training/transfer.py do
+        data = hold_out_cold_items(data, args.cold, seed=0)
     if args.train_share < 1:
         data = subsample_training_users(data, args.train_share, seed=args.seed)
     result = run_probe(args.model, data, args.output_dir, probe, max_length=args.max_length,
                        max_history_items=args.max_history_items, features_cache=args.features_cache, ks=args.ks,
                        data_path=str(args.data))
     print_result_table(result)
+    if args.cold:
+        for group in ("warm", "cold"):
+            print(f"{group} users ({result[group]['users']:,}): "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in result[group].items() if "@" in k))
     print(f"Linear probe: {result['trainable_parameters']:,} trainable parameters, {result['epochs']} epochs "
           f"(best {result['best_epoch']}), {result['epoch_time_s']:.3f} s per epoch, features encoded in "
           f"{result['extraction_time_s']:.0f} s")
@@ -390,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--max-history-items", type=positive_int, default=20)
     probe.add_argument("--train-share", type=share, default=1.0,
                        help="scarce data: train on a seeded share of the training users (all are evaluated)")
+    probe.add_argument("--cold", type=float, default=0.0, metavar="FRACTION",
+                       help="cold start: hold a seeded (seed 0) fraction in (0, 1) of the items out of all training, "
+                            "and score cold and warm users apart")
     probe.add_argument("--features-cache", default=None, help="a .safetensors file for the frozen features, shared "
                                                               "between runs (default: in OUTPUT_DIR)")
     probe.add_argument("--ks", type=positive_int, nargs="+", default=[10, 50])

@@ -9,7 +9,7 @@ import torch
 from datasets import Dataset
 from torch.utils.data import Sampler
 
-from .data import RecData, history_window, split_sequences
+from .data import RecData, cold_items, history_window, split_sequences
 from .formatting_lmrec import ITEM_SEPARATOR, clean_item_text, format_history, format_item, tokenize_items
 from .losses import RecObjective
 
@@ -17,16 +17,27 @@ from .losses import RecObjective
 _ARROW_OFFSET = ITEM_SEPARATOR.index("→")
 
 
-def sample_negatives(n_items: int, positive: int, k: int, seed: int, example_index: int) -> np.ndarray:
+def sample_negatives(n_items: int, positive: int, k: int, seed: int, example_index: int,
+                     allowed: np.ndarray | None = None) -> np.ndarray:
     """
     K item indices drawn uniformly from the catalog without the positive. The draw depends only on
     (seed, example_index), so a resumed or re-sharded run draws the same negatives for the same example.
+    `allowed` (sorted item indices, such as the warm items of a cold-start split) narrows the draw to them.
     """
-    if n_items < 2:
-        raise ValueError(f"Negative sampling needs at least 2 items in the catalog, got {n_items}.")
+    if allowed is None:
+        if n_items < 2:
+            raise ValueError(f"Negative sampling needs at least 2 items in the catalog, got {n_items}.")
+        rng = np.random.default_rng([seed, example_index])
+        draws = rng.integers(0, n_items - 1, size=k)
+        return draws + (draws >= positive)  # skip over the positive
+    at = int(np.searchsorted(allowed, positive))
+    member = at < len(allowed) and allowed[at] == positive
+    if len(allowed) - member < 1:
+        raise ValueError(f"Negative sampling needs at least one allowed item besides the positive, got "
+                         f"{len(allowed)} allowed item(s); hold fewer items out.")
     rng = np.random.default_rng([seed, example_index])
-    draws = rng.integers(0, n_items - 1, size=k)
-    return draws + (draws >= positive)  # skip over the positive
+    draws = rng.integers(0, len(allowed) - member, size=k)
+    return allowed[draws + (draws >= at) if member else draws]
 
 
 class JointDataset(torch.utils.data.Dataset):
@@ -194,6 +205,10 @@ class LMRecCollator:
         self.sequences = data.sequences
         self.item_texts = data.item_texts
         self.n_items = len(self.item_texts)
+        # Held-out cold items (`hold_out_cold_items`) are never drawn as negatives, nor used from the item bank.
+        self.cold_items = sorted(cold_items(data))
+        self.warm_items = np.setdiff1d(np.arange(self.n_items), self.cold_items) if self.cold_items else None
+        self.n_negative_pool = self.n_items if self.warm_items is None else len(self.warm_items)
         self.max_length = max_length
         self.item_max_length = item_max_length or max_length
         self.max_history_items = max_history_items
@@ -262,7 +277,8 @@ class LMRecCollator:
             rows_positions.append(positions)
             rows_targets.append(kept_targets)
         extra = [i for e, t in zip(examples, targets) for i in
-                 sample_negatives(self.n_items, t[-1], self.objective.num_negatives, self.seed, e["index"]).tolist()]
+                 sample_negatives(self.n_items, t[-1], self.objective.num_negatives, self.seed, e["index"],
+                                  self.warm_items).tolist()]
         item_rows = list(dict.fromkeys([t for ts in rows_targets for t in ts] + extra))
         column = {item: c for c, item in enumerate(item_rows)}
         width = max(len(p) for p in rows_positions)
@@ -279,7 +295,7 @@ class LMRecCollator:
         if self.objective.logq_correction:
             n_targets = sum(len(t) for t in rows_targets)
             # expected draws of each candidate: as a target of this batch's prefixes, or as a uniform negative
-            expected = n_targets * self.target_share[item_rows] + len(extra) / self.n_items
+            expected = n_targets * self.target_share[item_rows] + len(extra) / self.n_negative_pool
             extras["item_log_q"] = torch.as_tensor(np.log(expected), dtype=torch.float32)
         if self.objective.item_bank_refresh_steps or self.with_item_ids:
             extras["item_ids"] = torch.tensor(item_rows, dtype=torch.long)
@@ -297,7 +313,8 @@ class LMRecCollator:
         users = self._encode([self.history_text(e["user_row"], e["position"]) for e in examples])
         targets = [self.sequences[e["user_row"]][e["position"]] for e in examples]
         negatives = [
-            sample_negatives(self.n_items, t, self.objective.num_negatives, self.seed, e["index"]).tolist()
+            sample_negatives(self.n_items, t, self.objective.num_negatives, self.seed, e["index"],
+                             self.warm_items).tolist()
             for t, e in zip(targets, examples)
         ]
         if self.objective.negative_layout == "per_user":

@@ -158,18 +158,20 @@ def eval_targets(data: RecData, split: str, max_users: int | None = None, seed: 
 def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFAULT_KS, batch_size: int = 64,
                    max_length: int = 256, max_history_items: int = 50, max_users: int | None = None,
                    seed: int = 0, protocol: str = "full", mask_history: bool = False,
-                   negatives: np.ndarray | None = None, num_negatives: int = 100) -> dict[str, float]:
+                   negatives: np.ndarray | None = None, num_negatives: int = 100,
+                   targets: str = "all") -> dict[str, float]:
     """
     Leave-one-out metrics of an LMRec model: each user's history (items before the target) is scored against the
     catalog by <W_u z_u, W_i z_i>, ties counted against the model. `protocol="full"` ranks every item;
     `"sampled"` ranks the target among `negatives` (users x `num_negatives`, see `draw_sampled_negatives`; drawn
     from `seed` when not given). `mask_history` removes each user's earlier items from its ranking (off by default).
+    `targets="cold"` or `"warm"` scores only the users whose target is (or is not) a held-out cold item.
     """
     check_ranking_protocol(protocol)
     model.eval()
     max_length = min(max_length, model.config.n_positions)  # a checkpoint trained on shorter inputs has no more
     ks = check_ks(ks)
-    rows, positions, targets = eval_targets(data, split, max_users, seed)
+    rows, positions, targets = eval_targets(data, split, max_users, seed, targets)
     texts = data.item_texts
     histories = [format_history([texts[i] for i in history_items(data, r, p, max_history_items)])
                  for r, p in zip(rows, positions)]

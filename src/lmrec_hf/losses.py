@@ -147,12 +147,14 @@ class RecObjective:
     # -- the loss -------------------------------------------------------------------------------------------------
 
     def loss(self, model, outputs, targets: dict, rec_loss_weight: float,
-             item_bank: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+             item_bank: torch.Tensor | None = None,
+             item_bank_excluded: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """
         L = L1 + λ·L2 from one forward's `outputs` and the batch's `targets` (the `LOSS_INPUTS` split off it, and
         `user_positions` if the batch has them).
         `model` is the unwrapped LMRec model, for its heads. `item_bank` (N, d) holds z_i of every catalog item
-        (`LMRecItemBank`); it is used when `targets` carry `item_ids`. Returns the loss and its parts.
+        (`LMRecItemBank`); it is used when `targets` carry `item_ids`. `item_bank_excluded` lists catalog rows the
+        bank never offers as negatives (held-out cold items). Returns the loss and its parts.
         """
         lm_loss = self.lm_loss(model, outputs, targets)
 
@@ -161,7 +163,7 @@ class RecObjective:
         if rec_labels is not None:
             rec_loss = self.rec_loss(model, outputs.user_embeds, outputs.item_embeds, rec_labels,
                                      targets.get("user_positions"), targets.get("item_log_q"),
-                                     targets.get("item_ids"), item_bank)
+                                     targets.get("item_ids"), item_bank, item_bank_excluded)
         if lm_loss is not None and rec_loss is not None:
             loss = lm_loss + rec_loss_weight * rec_loss
         else:
@@ -197,22 +199,25 @@ class RecObjective:
 
     def rec_loss(self, model, user_embeds: torch.Tensor, item_embeds: torch.Tensor, rec_labels: torch.Tensor,
                  user_positions: torch.Tensor | None = None, item_log_q: torch.Tensor | None = None,
-                 item_ids: torch.Tensor | None = None, item_bank: torch.Tensor | None = None) -> torch.Tensor:
+                 item_ids: torch.Tensor | None = None, item_bank: torch.Tensor | None = None,
+                 item_bank_excluded: torch.Tensor | None = None) -> torch.Tensor:
         """
         L2 over the batch's items, with the logQ correction when `item_log_q` is given; with `item_ids` and
-        `item_bank`, also over the whole catalog as `item_bank_loss` says.
+        `item_bank`, also over the whole catalog (less `item_bank_excluded`) as `item_bank_loss` says.
         """
         rec_labels = rec_labels.to(user_embeds.device)
         valid = None if user_positions is None else user_positions >= 0  # the real prefixes
         use_bank = item_ids is not None and item_bank is not None
         if use_bank and self.item_bank_loss == "fresh_over_bank":
-            candidates, labels = spread_over_catalog(model, item_embeds, item_ids, item_bank, rec_labels, fresh=True)
+            candidates, labels = spread_over_catalog(model, item_embeds, item_ids, item_bank, rec_labels, fresh=True,
+                                                    excluded=item_bank_excluded)
             return self._loss(score_pairs(user_embeds, candidates, labels), labels, valid)
         logits = score_pairs(user_embeds, item_embeds, rec_labels)
         corrected = logits if item_log_q is None else logits - item_log_q.to(logits)
         loss = self._loss(corrected, rec_labels, valid)
         if use_bank:  # "separate": every candidate of the second loss was encoded at the same time
-            candidates, labels = spread_over_catalog(model, item_embeds, item_ids, item_bank, rec_labels, fresh=False)
+            candidates, labels = spread_over_catalog(model, item_embeds, item_ids, item_bank, rec_labels, fresh=False,
+                                                    excluded=item_bank_excluded)
             loss = (loss + self._loss(score_pairs(user_embeds, candidates, labels), labels, valid)) / 2
         return loss
 
@@ -317,12 +322,13 @@ def softmax_rec_loss(rec_logits: torch.Tensor, rec_labels: torch.Tensor,
 
 
 def spread_over_catalog(model, item_embeds: torch.Tensor, item_ids: torch.LongTensor, bank: torch.Tensor,
-                        rec_labels: torch.Tensor, fresh: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                        rec_labels: torch.Tensor, fresh: bool,
+                        excluded: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """
     W_i z for every catalog item from the bank (W_i applied here, so it learns from them; plus the item-id embedding
     of a model that has one), with the batch's fresh
     `item_embeds` over their rows when `fresh`, and the labels spread over the catalog: unlabelled items count as
-    negatives.
+    negatives, except the `excluded` rows (held-out cold items), which are ignored (label -1).
     """
     item_ids = item_ids.to(item_embeds.device).long()
     if item_ids.dim() != 1 or item_ids.shape[0] != item_embeds.shape[0]:
@@ -343,6 +349,8 @@ def spread_over_catalog(model, item_embeds: torch.Tensor, item_ids: torch.LongTe
     if fresh:
         candidates = candidates.index_copy(0, item_ids, item_embeds)
     spread = rec_labels.new_zeros(*rec_labels.shape[:-1], bank.shape[0])
+    if excluded is not None and excluded.numel():
+        spread[..., excluded.to(spread.device)] = -1.0  # before the batch's labels: a batch row is never cold
     spread[..., item_ids.to(spread.device)] = rec_labels
     return candidates, spread
 
@@ -354,9 +362,12 @@ class LMRecItemBank(TrainerCallback):
     encodes the whole catalog (N x d floats). `LMRecTrainer` adds one when the objective asks for the item bank.
     """
 
-    def __init__(self, tokenizer, item_texts: list[str], refresh_steps: int, item_max_length: int):
+    def __init__(self, tokenizer, item_texts: list[str], refresh_steps: int, item_max_length: int,
+                 excluded: list[int] | None = None):
         if refresh_steps <= 0:
             raise ValueError(f"LMRecItemBank: refresh_steps must be positive, got {refresh_steps}.")
+        # catalog rows the loss never takes from the bank (held-out cold items); they are encoded all the same
+        self.excluded = torch.tensor(sorted(excluded), dtype=torch.long) if excluded else None
         self.tokenizer = tokenizer
         self.item_texts = item_texts
         self.refresh_steps = refresh_steps

@@ -23,6 +23,7 @@ from .data import (
     RecData,
     cold_items,
     combine_tasks,
+    hold_out_cold_items,
     lm_texts,
     load_data,
     resolve_data_path,
@@ -133,6 +134,8 @@ def _load_tasks(data_args: DataArguments, seed: int) -> list[RecData]:
         data = load_data(path, data_args.data_format if data_args.data else "auto", cache_dir=data_args.cache_dir)
         if data_args.protocol == "user_split" and data.protocol != "user_split":
             data = split_users(data, seed=seed)
+        if data_args.cold_fraction:  # before the share, as training/transfer.py does
+            data = hold_out_cold_items(data, data_args.cold_fraction, seed=data_args.cold_seed)
         if data_args.train_share < 1:
             data = subsample_training_users(data, data_args.train_share, seed=seed)
         tasks.append(data)
@@ -231,6 +234,12 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
                                seed=args.seed)
         result = evaluation_record(data, data_args.eval_split, lmrec, evaluate_popularity(data, data_args.eval_split),
                                    data_path=data_args.data, **facts)
+        if cold_items(data):  # the users whose target is a held-out cold item, and the others, apart
+            result.update(cold_fraction=data_args.cold_fraction, cold_items=len(cold_items(data)))
+            for group in ("cold", "warm"):
+                result[group] = evaluate_model(model, tokenizer, data, data_args.eval_split,
+                                               max_length=args.max_length, max_history_items=args.max_history_items,
+                                               max_users=data_args.eval_max_users, seed=args.seed, targets=group)
     else:
         result = summary
     if data_args.holdout and args.mode != "lm_only":

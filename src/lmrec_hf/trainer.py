@@ -131,7 +131,7 @@ class LMRecTrainer(Trainer):
         collator = self.data_collator
         if objective.item_bank_refresh_steps and self.args.mode != "lm_only" and isinstance(collator, LMRecCollator):
             self.item_bank = LMRecItemBank(collator.tokenizer, collator.item_texts, objective.item_bank_refresh_steps,
-                                           collator.item_max_length)
+                                           collator.item_max_length, excluded=collator.cold_items)
             self.add_callback(self.item_bank)
         self._component_sums: dict[str, float] = {}
         self._component_count = 0
@@ -221,8 +221,9 @@ class LMRecTrainer(Trainer):
         targets["user_positions"] = inputs.get("user_positions")
         # the bank serves the training loss; the validation loss stays over the batch's items
         bank = self.item_bank.bank if self.item_bank is not None and model.training else None
+        excluded = self.item_bank.excluded if bank is not None else None
         loss, parts = self.objective.loss(self.accelerator.unwrap_model(model), outputs, targets, rec_loss_weight,
-                                          item_bank=bank)
+                                          item_bank=bank, item_bank_excluded=excluded)
         if model.training:
             for name, value in parts.items():
                 if value is not None:
