@@ -213,3 +213,34 @@ def test_negatives_drawn_from_the_allowed_items_skip_the_positive_and_keep_the_p
     assert plain == [sample_negatives(8, 3, 6, seed=1, example_index=i, allowed=None).tolist() for i in range(5)]
     with pytest.raises(ValueError, match="at least one allowed item besides the positive, got 1 allowed"):
         sample_negatives(8, 3, 2, seed=1, example_index=0, allowed=np.array([3]))
+
+
+def test_a_lora_run_resumes_from_its_adapter_checkpoint_to_the_uninterrupted_result(base, tmp_path):
+    from safetensors.torch import load_file
+
+    folder = write_unisrec(tmp_path / "toy", texts={i: ITEMS[i] for i in range(8)})
+    common = {**_TINY, "data": str(folder), "init_from": str(base), "lora_r": 2, "max_steps": 3,
+              "save_strategy": "steps", "save_steps": 1, "eval_split": ""}
+    train_from_args(*load_train_config(None, {**common, "output_dir": str(tmp_path / "straight")}))
+    checkpoint = tmp_path / "straight" / "checkpoint-1"
+    assert (checkpoint / "adapter_model.safetensors").exists() and not (checkpoint / "config.json").exists()
+    record = train_from_args(*load_train_config(None, {**common, "output_dir": str(tmp_path / "resumed"),
+                                                       "resume_from_checkpoint": str(checkpoint)}))
+    assert record["steps"] == 3
+    straight, resumed = (load_file(tmp_path / run / "model" / "model.safetensors") for run in ("straight", "resumed"))
+    assert straight.keys() == resumed.keys()
+    assert all(torch.allclose(straight[k], resumed[k], atol=1e-6) for k in straight)
+    with pytest.raises(ValueError, match="holds a LoRA adapter \\(r=2\\), but the recipe trains the whole model"):
+        train_from_args(*load_train_config(None, {**common, "lora_r": 0, "output_dir": str(tmp_path / "x"),
+                                                  "resume_from_checkpoint": str(checkpoint)}))
+    with pytest.raises(ValueError, match="holds a LoRA adapter of r=2 .* but the recipe asks for r=4"):
+        train_from_args(*load_train_config(None, {**common, "lora_r": 4, "output_dir": str(tmp_path / "x"),
+                                                  "resume_from_checkpoint": str(checkpoint)}))
+    from lmrec_hf.checkpoints import check_resume_matches
+
+    with pytest.raises(ValueError, match="holds a whole model, but the recipe asks for LoRA \\(lora_r=2\\)"):
+        check_resume_matches(base, 2, None)
+    (checkpoint / "adapter_model.safetensors").unlink()
+    with pytest.raises(ValueError, match="has no adapter_model.safetensors to resume from"):
+        train_from_args(*load_train_config(None, {**common, "output_dir": str(tmp_path / "x"),
+                                                  "resume_from_checkpoint": str(checkpoint)}))

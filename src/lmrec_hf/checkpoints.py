@@ -75,8 +75,11 @@ def resume_checkpoint(output_dir: str | Path, resume: str | bool | None) -> Path
         checkpoint = Path(last)
     else:
         checkpoint = Path(resume)
-    check_checkpoint_dir(checkpoint)
-    _check_weights(checkpoint)
+    if is_adapter_checkpoint(checkpoint):  # a LoRA run's Trainer checkpoint: the adapter, no config.json
+        _check_weights(checkpoint, "adapter_model*.safetensors")
+    else:
+        check_checkpoint_dir(checkpoint)
+        _check_weights(checkpoint)
     for name, what in (("optimizer.pt", "optimizer state (AdamW moments)"),
                        ("scheduler.pt", "learning-rate schedule")):
         if not (checkpoint / name).exists():
@@ -85,12 +88,41 @@ def resume_checkpoint(output_dir: str | Path, resume: str | bool | None) -> Path
     return checkpoint
 
 
-def _check_weights(checkpoint: Path) -> None:
+def is_adapter_checkpoint(checkpoint: str | Path) -> bool:
+    """A folder that holds a LoRA adapter (adapter_config.json) and no model config: what the Trainer saves as
+    `checkpoint-N` of a LoRA run."""
+    checkpoint = Path(checkpoint)
+    return (checkpoint / "adapter_config.json").exists() and not (checkpoint / "config.json").exists()
+
+
+def check_resume_matches(checkpoint: Path, lora_r: int, lora_targets: str | None) -> None:
+    """
+    Refuses a resume whose recipe and checkpoint disagree on LoRA: an adapter checkpoint resumed without `lora_r`
+    (or with another rank, or other target layers: `lora_targets` is the adapter's `target_modules` pattern), or a
+    full checkpoint resumed with `lora_r`.
+    """
+    if not is_adapter_checkpoint(checkpoint):
+        if lora_r:
+            raise ValueError(f"{checkpoint} holds a whole model, but the recipe asks for LoRA (lora_r={lora_r}). "
+                             "Resume it without lora_r, or start the LoRA run in a new output_dir.")
+        return
+    saved = read_config(checkpoint / "adapter_config.json")
+    if not lora_r:
+        raise ValueError(f"{checkpoint} holds a LoRA adapter (r={saved.get('r')}), but the recipe trains the whole "
+                         f"model. Resume it with lora_r={saved.get('r')} and the same init_from.")
+    if saved.get("r") != lora_r or (lora_targets is not None and saved.get("target_modules") != lora_targets):
+        raise ValueError(f"{checkpoint} holds a LoRA adapter of r={saved.get('r')} on {saved.get('target_modules')!r}, "
+                         f"but the recipe asks for r={lora_r} on {lora_targets!r}. Resume with the adapter's lora_r "
+                         "and lora_targets, or start a new output_dir.")
+
+
+def _check_weights(checkpoint: Path, pattern: str = "model*.safetensors") -> None:
     from safetensors import safe_open
 
-    weights = sorted(checkpoint.glob("model*.safetensors"))
+    weights = sorted(checkpoint.glob(pattern))
     if not weights:
-        raise ValueError(f"{checkpoint} has no model.safetensors to resume from. {_earlier(checkpoint)}")
+        name = pattern.replace("*", "")
+        raise ValueError(f"{checkpoint} has no {name} to resume from. {_earlier(checkpoint)}")
     for file in weights:
         try:
             with safe_open(str(file), framework="pt") as handle:

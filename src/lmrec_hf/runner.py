@@ -13,10 +13,17 @@ import torch
 from datasets import ClassLabel, Dataset, interleave_datasets
 from transformers import AutoTokenizer
 
-from .adapters import add_lora, base_fingerprint, merged_model, save_adapter
+from .adapters import LORA_TARGETS, add_lora, base_fingerprint, merged_model, save_adapter
 from .arguments import DataArguments, ModelArguments, check_tokenizer_source
 from .catalog import build_catalog, example_items, write_catalog
-from .checkpoints import check_checkpoint_dir, check_same_shape, load_resume_tokenizer, resume_checkpoint
+from .checkpoints import (
+    check_checkpoint_dir,
+    check_resume_matches,
+    check_same_shape,
+    is_adapter_checkpoint,
+    load_resume_tokenizer,
+    resume_checkpoint,
+)
 from .checks import check_choice
 from .configuration_lmrec import LMRecConfig, catalog_fingerprint
 from .data import (
@@ -170,6 +177,9 @@ def prepare_training(model_args: ModelArguments, data_args: DataArguments, objec
     lm_stream = build_lm_stream(tasks, agnostic, data_args.task_lm_ratio, args.seed,
                                 probabilities=data_args.lm_probabilities or None)
     checkpoint = resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    if checkpoint:
+        check_resume_matches(checkpoint, model_args.lora_r,
+                             LORA_TARGETS.get(model_args.lora_targets) if model_args.lora_r else None)
     tokenizer, model = _tokenizer_and_model(model_args, args, data, lm_stream, checkpoint)
     base_hash = None
     if model_args.lora_r:
@@ -291,7 +301,7 @@ def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArgument
                                       args.seed)
             tokenizer = train_tokenizer(corpus, vocab_size=model_args.vocab_size, model_max_length=args.max_length)
         model = _new_model(model_args, args, tokenizer, data)
-    if checkpoint:
+    if checkpoint and not is_adapter_checkpoint(checkpoint):  # an adapter's base is `init_from`, checked above
         check_same_shape(checkpoint, model.config)
     return tokenizer, model
 
