@@ -163,9 +163,10 @@ def test_item_bank_is_encoded_every_n_steps_and_used_in_training_only(toy, token
         encoded_at.append((trainer.state.global_step, model.training))
         return real_encode(model, *args, **kwargs)
 
-    def watching_loss(self, model, outputs, targets, rec_loss_weight, item_bank=None):
+    def watching_loss(self, model, outputs, targets, rec_loss_weight, item_bank=None, item_bank_excluded=None):
         banks.append((item_bank, model.training, "item_ids" in targets))
-        return real_loss(self, model, outputs, targets, rec_loss_weight, item_bank)
+        assert item_bank_excluded is None  # no cold items held out here
+        return real_loss(self, model, outputs, targets, rec_loss_weight, item_bank, item_bank_excluded)
 
     monkeypatch.setattr(losses_module, "embed_batches", counting_encode)
     monkeypatch.setattr(RecObjective, "loss", watching_loss)
