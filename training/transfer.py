@@ -78,16 +78,13 @@ def check_row(row: str, share: float, cold: float | None) -> None:
 
 
 def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
-    from lmrec_hf.data import hold_out_cold_items, load_data, subsample_training_users
+    from lmrec_hf.data import load_data, target_regime
     from lmrec_hf.evaluation import evaluate_popularity
 
     cold = getattr(args, "cold", None)
     check_row(row, share, cold)
-    data = load_data(SCIENTIFIC)
-    if cold:  # one split of the items for every row and seed (seed 0), so the rows meet the same cold items
-        data = hold_out_cold_items(data, cold, seed=0)
-    if share < 1:
-        data = subsample_training_users(data, share, seed=seed)
+    # one split of the items for every row and seed (cold seed 0), so the rows meet the same cold items
+    data = target_regime(load_data(SCIENTIFIC), cold or 0.0, share, seed=seed)
     record = _record_base(row, seed, share, argv)
     tag = f"-cold{cold:g}" if cold else ""
     work = ROOT / "outputs" / "transfer" / f"{row}-share{share:g}{tag}-seed{seed}"

@@ -185,18 +185,15 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from .data import hold_out_cold_items, load_data, resolve_data_path, subsample_training_users
+    from .data import load_data, resolve_data_path, target_regime
     from .transfer import ProbeArguments, check_encoder_checkpoint, run_probe
 
     check_encoder_checkpoint(args.model)  # before the data loads
     probe = ProbeArguments(loss=args.loss, num_negatives=args.num_negatives, epochs=args.epochs,
                            patience=args.patience, batch_size=args.batch_size, learning_rate=args.learning_rate,
                            weight_decay=args.weight_decay, seed=args.seed)
-    data = load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir)
-    if args.cold:  # before the share, as `train --cold_fraction` and training/transfer.py do
-        data = hold_out_cold_items(data, args.cold, seed=0)
-    if args.train_share < 1:
-        data = subsample_training_users(data, args.train_share, seed=args.seed)
+    data = target_regime(load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir), args.cold,
+                         args.train_share, seed=args.seed)
     result = run_probe(args.model, data, args.output_dir, probe, max_length=args.max_length,
                        max_history_items=args.max_history_items, features_cache=args.features_cache, ks=args.ks,
                        data_path=str(args.data))

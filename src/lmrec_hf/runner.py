@@ -30,13 +30,12 @@ from .data import (
     RecData,
     cold_items,
     combine_tasks,
-    hold_out_cold_items,
     lm_texts,
     load_data,
     resolve_data_path,
     same_source,
     split_users,
-    subsample_training_users,
+    target_regime,
 )
 from .evaluation import evaluate_item_to_item, evaluate_model, evaluate_popularity, evaluate_random, evaluation_record
 from .losses import RecObjective
@@ -141,11 +140,8 @@ def _load_tasks(data_args: DataArguments, seed: int) -> list[RecData]:
         data = load_data(path, data_args.data_format if data_args.data else "auto", cache_dir=data_args.cache_dir)
         if data_args.protocol == "user_split" and data.protocol != "user_split":
             data = split_users(data, seed=seed)
-        if data_args.cold_fraction:  # before the share, as training/transfer.py does
-            data = hold_out_cold_items(data, data_args.cold_fraction, seed=data_args.cold_seed)
-        if data_args.train_share < 1:
-            data = subsample_training_users(data, data_args.train_share, seed=seed)
-        tasks.append(data)
+        tasks.append(target_regime(data, data_args.cold_fraction, data_args.train_share, seed=seed,
+                                   cold_seed=data_args.cold_seed))
     return tasks
 
 

@@ -30,6 +30,7 @@ from .splits import (
     split_sequences,
     split_users,
     subsample_training_users,
+    target_regime,
     train_pairs,
 )
 from .tasks import combine_tasks, same_source
@@ -40,6 +41,6 @@ __all__ = [
     "download_online_retail", "eval_pairs", "find_online_retail", "history_items", "history_window", "k_core",
     "lm_texts", "load_agnostic", "load_data", "load_interactions", "load_prepared", "load_unisrec",
     "prepare_online_retail", "resolve_data_path", "split_sequences", "split_users", "subsample_training_users",
-    "hold_out_cold_items", "cold_items",
+    "hold_out_cold_items", "cold_items", "target_regime",
     "train_pairs",
 ]

@@ -95,6 +95,21 @@ def hold_out_cold_items(data: RecData, fraction: float = 0.1, seed: int = 0) -> 
     return out
 
 
+def target_regime(data: RecData, cold_fraction: float = 0.0, train_share: float = 1.0, seed: int = 0,
+                  cold_seed: int = 0) -> RecData:
+    """
+    A transfer target's regime: a seeded `cold_fraction` of the items held out (`hold_out_cold_items`, with
+    `cold_seed`; 0 holds none out), then a seeded `train_share` of the training users kept
+    (`subsample_training_users`, with `seed`; 1 keeps them all). The order is fixed, so every row of a comparison
+    meets the same cold items and the same users.
+    """
+    if cold_fraction:
+        data = hold_out_cold_items(data, cold_fraction, seed=cold_seed)
+    if train_share < 1:
+        data = subsample_training_users(data, train_share, seed=seed)
+    return data
+
+
 def cold_items(data: RecData) -> set[int]:
     """The items `hold_out_cold_items` keeps out of training (empty when none are)."""
     return set(data.info.get("cold_items", ()))
