@@ -127,3 +127,16 @@ def test_a_user_whose_training_part_is_all_cold_is_dropped(tmp_path):
     assert cold_data.info["users_left_without_history"] == 1 and len(cold_data.users) == 2
     assert all(len(seq) > 2 for seq in cold_data.sequences)
     assert "2" not in cold_data.users["user_id"][:]
+
+
+def test_a_target_regime_holds_the_cold_items_out_then_keeps_a_share_of_the_users(tmp_path):
+    from lmrec_hf.data import cold_items, hold_out_cold_items, target_regime
+
+    data = load_unisrec(write_unisrec(tmp_path / "toy"))
+    both = target_regime(data, 0.25, 0.5, seed=3, cold_seed=1)
+    by_hand = subsample_training_users(hold_out_cold_items(data, 0.25, seed=1), 0.5, seed=3)
+    assert cold_items(both) == cold_items(by_hand) and both.sequences == by_hand.sequences
+    assert both.users["trains"][:] == by_hand.users["trains"][:]
+    assert target_regime(data) is data  # neither: the data as it came
+    with pytest.raises(ValueError, match="the cold-item fraction must be in"):
+        target_regime(data, 1.5)
