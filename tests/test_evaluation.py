@@ -213,3 +213,39 @@ def test_item_to_item_ranks_by_cosine_to_the_last_history_item(tmp_path, model, 
     for r, p, item in zip(rows, positions, last):  # repeats: each target is the user's last item itself
         data.sequences[r][p] = item
     assert evaluate_item_to_item(model, tokenizer, data, "test", ks=(1,))["recall@1"] == 1.0
+
+
+def test_cold_and_warm_groups_score_as_their_own_calls_from_one_encoding(tmp_path, model, tokenizer, monkeypatch):
+    """A cold-start run's three records (all, cold, warm users) come from one encoding of the split's histories and
+    read as three `evaluate_model` calls; bad group requests are refused."""
+    import lmrec_hf.evaluation
+    from lmrec_hf.data import cold_items, hold_out_cold_items, load_unisrec
+    from lmrec_hf.evaluation import evaluate_model_groups
+
+    data = hold_out_cold_items(load_unisrec(write_unisrec(tmp_path / "toy")), 0.25, seed=0)
+    cold = cold_items(data)
+    encoded, real_embed = [], lmrec_hf.evaluation.embed_texts
+
+    def embed(model, tokenizer, texts, *args, **kwargs):
+        encoded.append(len(texts))
+        return real_embed(model, tokenizer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(lmrec_hf.evaluation, "embed_texts", embed)
+    for options in ({}, {"protocol": "sampled", "num_negatives": 3, "max_users": 2, "seed": 1}):
+        encoded.clear()
+        together = evaluate_model_groups(model, tokenizer, data, "test", ks=(1, 5), **options)
+        assert len(encoded) == 1 and encoded[0] <= 3  # one encoding of the 3 test histories, not one per group
+        for group in ("all", "cold", "warm"):
+            alone = evaluate_model(model, tokenizer, data, "test", ks=(1, 5), targets=group, **options)
+            assert np.array_equal(together[group].pop("negatives", 0), alone.pop("negatives", 0))
+            assert together[group] == pytest.approx(alone, abs=1e-9)
+    full = evaluate_model_groups(model, tokenizer, data, "test", ks=(1, 5))
+    assert full["cold"]["users"] >= 1 and full["warm"]["users"] >= 1 and cold
+    assert full["cold"]["users"] + full["warm"]["users"] == full["all"]["users"] == 3
+    with pytest.raises(ValueError, match="at most once, got \\('all', 'all'\\)"):
+        evaluate_model_groups(model, tokenizer, data, "test", ("all", "all"))
+    with pytest.raises(ValueError, match="one `negatives` array fits one group's users, but 2 groups"):
+        evaluate_model_groups(model, tokenizer, data, "test", ("cold", "warm"), protocol="sampled",
+                              negatives=np.zeros((3, 2), dtype=int))
+    with pytest.raises(ValueError, match="targets"):
+        evaluate_model_groups(model, tokenizer, data, "test", ("hot",))

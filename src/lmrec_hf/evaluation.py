@@ -167,18 +167,46 @@ def evaluate_model(model, tokenizer, data: RecData, split: str = "test", ks=DEFA
     from `seed` when not given). `mask_history` removes each user's earlier items from its ranking (off by default).
     `targets="cold"` or `"warm"` scores only the users whose target is (or is not) a held-out cold item.
     """
+    return evaluate_model_groups(model, tokenizer, data, split, (targets,), ks, batch_size, max_length,
+                                 max_history_items, max_users, seed, protocol, mask_history, negatives,
+                                 num_negatives)[targets]
+
+
+def evaluate_model_groups(model, tokenizer, data: RecData, split: str = "test", groups=("all", "cold", "warm"),
+                          ks=DEFAULT_KS, batch_size: int = 64, max_length: int = 256, max_history_items: int = 50,
+                          max_users: int | None = None, seed: int = 0, protocol: str = "full",
+                          mask_history: bool = False, negatives: np.ndarray | None = None,
+                          num_negatives: int = 100) -> dict[str, dict[str, float]]:
+    """
+    `evaluate_model` for several target groups at once ("all", "cold", "warm"), each scored as that call scores it
+    (its own `max_users` sample and sampled negatives), with the catalog and each distinct history encoded once:
+    a cold-start run's three records cost one encoding of the split. One group gives `evaluate_model`'s numbers
+    exactly; a history shared by several groups is encoded in the batches of their union, so a group's vectors can
+    differ from its own call in the last float digits.
+    """
     check_ranking_protocol(protocol)
+    groups = tuple(groups)
+    if not groups or len(set(groups)) != len(groups):
+        raise ValueError(f"groups must name each of {TARGET_GROUPS} at most once, got {groups!r}.")
+    if negatives is not None and len(groups) > 1:
+        raise ValueError(f"one `negatives` array fits one group's users, but {len(groups)} groups were asked for "
+                         f"({groups}); evaluate the groups one at a time, or leave negatives=None to draw them.")
     model.eval()
     max_length = min(max_length, model.config.n_positions)  # a checkpoint trained on shorter inputs has no more
     ks = check_ks(ks)
-    rows, positions, targets = eval_targets(data, split, max_users, seed, targets)
+    chosen = {group: eval_targets(data, split, max_users, seed, group) for group in groups}
+    keys = list(dict.fromkeys((r, p) for rows, positions, _ in chosen.values() for r, p in zip(rows, positions)))
     texts = data.item_texts
-    histories = [format_history([texts[i] for i in history_items(data, r, p, max_history_items)])
-                 for r, p in zip(rows, positions)]
+    histories = [format_history([texts[i] for i in history_items(data, r, p, max_history_items)]) for r, p in keys]
     items = encode_items(model, tokenizer, data, max_length=item_token_limit(model.config, min(max_length, 128)))
     users = embed_texts(model, tokenizer, histories, "user", batch_size, max_length, "encoding users")
-    return _rank_all(lambda start, stop: users[start:stop] @ items.T, data, rows, positions, targets, ks,
-                     protocol, mask_history, negatives, seed, num_negatives)
+    index = {key: i for i, key in enumerate(keys)}
+    results = {}
+    for group, (rows, positions, targets) in chosen.items():
+        vectors = users[[index[key] for key in zip(rows, positions)]]
+        results[group] = _rank_all(lambda start, stop, vectors=vectors: vectors[start:stop] @ items.T, data, rows,
+                                   positions, targets, ks, protocol, mask_history, negatives, seed, num_negatives)
+    return results
 
 
 def evaluate_item_to_item(model, tokenizer, data: RecData, split: str = "test", ks=DEFAULT_KS,

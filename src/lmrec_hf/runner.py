@@ -37,7 +37,14 @@ from .data import (
     split_users,
     target_regime,
 )
-from .evaluation import evaluate_item_to_item, evaluate_model, evaluate_popularity, evaluate_random, evaluation_record
+from .evaluation import (
+    evaluate_item_to_item,
+    evaluate_model,
+    evaluate_model_groups,
+    evaluate_popularity,
+    evaluate_random,
+    evaluation_record,
+)
 from .losses import RecObjective
 from .model_card import git_commit
 from .modeling_lmrec import LMRecForJointModeling
@@ -235,17 +242,16 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
         return summary
     tokenizer.save_pretrained(str(model_dir))
     if data_args.eval_split and args.mode != "lm_only":
-        lmrec = evaluate_model(model, tokenizer, data, data_args.eval_split, max_length=args.max_length,
-                               max_history_items=args.max_history_items, max_users=data_args.eval_max_users,
-                               seed=args.seed)
-        result = evaluation_record(data, data_args.eval_split, lmrec, evaluate_popularity(data, data_args.eval_split),
-                                   data_path=data_args.data, **facts)
-        if cold_items(data):  # the users whose target is a held-out cold item, and the others, apart
-            result.update(cold_fraction=data_args.cold_fraction, cold_items=len(cold_items(data)))
-            for group in ("cold", "warm"):
-                result[group] = evaluate_model(model, tokenizer, data, data_args.eval_split,
-                                               max_length=args.max_length, max_history_items=args.max_history_items,
-                                               max_users=data_args.eval_max_users, seed=args.seed, targets=group)
+        groups = ("all", "cold", "warm") if cold_items(data) else ("all",)  # cold runs: the users whose target
+        # is a held-out cold item, and the others, apart; every history encoded once
+        scored = evaluate_model_groups(model, tokenizer, data, data_args.eval_split, groups,
+                                       max_length=args.max_length, max_history_items=args.max_history_items,
+                                       max_users=data_args.eval_max_users, seed=args.seed)
+        result = evaluation_record(data, data_args.eval_split, scored["all"],
+                                   evaluate_popularity(data, data_args.eval_split), data_path=data_args.data, **facts)
+        if cold_items(data):
+            result.update(cold_fraction=data_args.cold_fraction, cold_items=len(cold_items(data)),
+                          cold=scored["cold"], warm=scored["warm"])
     else:
         result = summary
     if data_args.holdout and args.mode != "lm_only":
