@@ -6,9 +6,12 @@ full ranking. None of the variants is what `lmrec-hf probe` saves: the probed ch
 - `eos`: the paper's probe, z at the history's EOS (what `lmrec-hf probe` trains);
 - `eos-centred`: z_u and z_i each centred on their mean and scaled to a norm of 4 (a common direction dominates
   raw z: norm about 13 against a per-dimension spread of 0.17);
+- `eos-standardised`: z_u and z_i each z-scored per dimension (their own mean and spread), so no direction
+  dominates and every dimension starts on the same scale;
 - `last-item`: the user feature is z_i of the last history item instead of the history's EOS.
 
     python benchmarks/probe_variants.py --features outputs/features/probe-tl-scientific.safetensors
+    python benchmarks/probe_variants.py --features ... --variants eos eos-standardised --learning-rate 1e-2 --epochs 30
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from lmrec_hf.data import load_data, resolve_data_path
 from lmrec_hf.transfer import ProbeArguments, ProbeFeatures, train_probe
 
-VARIANTS = ("eos", "eos-centred", "last-item")
+VARIANTS = ("eos", "eos-centred", "eos-standardised", "last-item")
 
 
 def variant(features: ProbeFeatures, name: str, sequences) -> ProbeFeatures:
@@ -31,6 +34,9 @@ def variant(features: ProbeFeatures, name: str, sequences) -> ProbeFeatures:
     if name == "eos-centred":
         users = torch.nn.functional.normalize(users - users.mean(0), dim=1) * 4
         items = torch.nn.functional.normalize(items - items.mean(0), dim=1) * 4
+    elif name == "eos-standardised":
+        users = (users - users.mean(0)) / users.std(0).clamp_min(1e-6)
+        items = (items - items.mean(0)) / items.std(0).clamp_min(1e-6)
     elif name == "last-item":
         last = [sequences[r][p - 1] for r, p in zip(features.rows.tolist(), features.positions.tolist())]
         users = items[torch.tensor(last)]
@@ -44,15 +50,19 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="../shared/data/amazon-scientific")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--learning-rate", type=float, default=ProbeArguments.learning_rate)
+    parser.add_argument("--patience", type=int, default=ProbeArguments.patience)
     args = parser.parse_args(argv)
     data = load_data(resolve_data_path(args.data))
     features = ProbeFeatures.load(Path(args.features))
     z = features.users
     print(f"raw z_u: mean norm {z.norm(dim=1).mean():.2f}, mean per-dimension std {z.std(0).mean():.3f}")
+    print(f"learning rate {args.learning_rate:g}, at most {args.epochs} epochs, patience {args.patience}")
     print("| features | valid R@10 | test R@10 | best epoch | seconds |\n|---|---|---|---|---|")
     for name in args.variants:
         start = time.time()
-        _, facts = train_probe(variant(features, name, data.sequences), data, ProbeArguments(epochs=args.epochs))
+        _, facts = train_probe(variant(features, name, data.sequences), data, ProbeArguments(
+            epochs=args.epochs, learning_rate=args.learning_rate, patience=args.patience))
         print(f"| {name} | {facts['valid']['recall@10']:.4f} | {facts['test']['recall@10']:.4f} | "
               f"{facts['best_epoch']} | {time.time() - start:.0f} |", flush=True)
     return 0
