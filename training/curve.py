@@ -38,7 +38,7 @@ MODELS = {"lmrec": "LMRec", "id-transformer": "ID transformer"}
 def _threads() -> int:
     import torch
 
-    return torch.get_num_threads()  # OMP_NUM_THREADS=1 lets two runs share the 2 cores, one each
+    return torch.get_num_threads()  # the clock depends on it: OMP_NUM_THREADS=1 runs are not comparable
 
 
 def _recall(metrics: dict) -> float:
