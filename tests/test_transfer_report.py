@@ -82,3 +82,34 @@ def test_the_runner_refuses_a_full_data_scratch_run_and_scales_from_scratch_step
     transfer.check_row("scratch", 1.0, 0.1)  # the curve runs hold no cold items out
     assert [transfer.scaled_steps(1800, s) for s in (0.01, 0.1, 0.25, 1.0)] == [200, 200, 450, 1800]
     assert transfer.scaled_steps(3000, 0.05) == 200 and transfer.scaled_steps(3000, 0.25) == 750  # the ID grid's
+
+
+def test_a_lora_rate_sweep_is_its_own_row_and_file_never_pooled_with_the_default(tmp_path, monkeypatch):
+    default = _record("lora", 42, 1.0, 0.02, learning_rate=3e-3, epoch_time_s=300.0)
+    older = {k: v for k, v in _record("lora", 43, 1.0, 0.04, epoch_time_s=300.0).items()}  # no rate: the default
+    swept = [_record("lora", 42, 1.0, 0.03, learning_rate=1e-2, epoch_time_s=300.0),
+             _record("lora", 42, 0.1, 0.01, learning_rate=1e-2), _record("lora", 42, 0.1, 0.005, learning_rate=3e-3)]
+    assert [transfer.row_key(r) for r in (default, older, swept[0])] == [
+        ("lora", ""), ("lora", ""), ("lora", "learning rate 0.01")]
+    assert transfer.row_key(_record("finetune", 42, 1.0, 0.05, learning_rate=1e-4)) == ("finetune", "")
+    text = transfer.render([default, older, *swept])
+    assert "| LMRec^TL + LoRA (r 8, attention) | 42, 43 | 0.0300 ± 0.0141 |" in text  # the default's two seeds
+    assert "| LMRec^TL + LoRA (r 8, attention), learning rate 0.01 | 42 | 0.0300 |" in text
+    assert "| LMRec^TL + LoRA (r 8, attention), learning rate 0.01 | 0.0100 | 0.0300 |" in text  # scarce table
+    assert text.index("attention) | 42, 43") < text.index("learning rate 0.01 | 42 |")  # default first
+    monkeypatch.setattr(transfer, "RECORDS", tmp_path)
+    paths = {transfer.save_record(r).name for r in (default, swept[0])}
+    assert paths == {"lora-share1-seed42.json", "lora-share1-lr0.01-seed42.json"}  # neither overwrites the other
+    cold = dict(swept[0], cold_fraction=0.1)
+    assert transfer.save_record(cold).name == "lora-share1-cold0.1-lr0.01-seed42.json"
+
+
+def test_the_runner_refuses_a_rate_or_step_count_that_cannot_train(capsys):
+    import pytest
+
+    for bad, said in ((["--lora-learning-rate", "0"], "positive number, got 0; the default is 0.003"),
+                      (["--lora-learning-rate", "nan"], "positive number, got nan"),
+                      (["--max-steps", "0"], "at least 1, got 0; the default is 300")):
+        with pytest.raises(SystemExit):  # refused before any data or encoder is loaded
+            transfer.main(["run", "--rows", "lora", *bad])
+        assert said in capsys.readouterr().err

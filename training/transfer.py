@@ -7,6 +7,7 @@ docs/results.md (`report`; `training/reproduce.py report` runs it too).
     python training/transfer.py run --rows finetune lora --seeds 42
     python training/transfer.py run --rows probe-tl id-transformer --shares 0.01 0.05 0.1 0.25 1 --seeds 0
     python training/transfer.py run --rows scratch --shares 0.01 0.05 0.1 0.25 --seeds 42
+    python training/transfer.py run --rows lora --lora-learning-rate 1e-2 --seeds 42   # a row of its own
     python training/transfer.py report
 
 The encoders are issue 22's: `lmrec-hf train training/configs/pretrain-cpu.yaml` (LMRec^TL) and
@@ -48,6 +49,38 @@ ROWS = {
     "popularity": "Popularity",
 }
 KS = (10, 50)
+FINETUNE_STEPS = 300  # the finetune and LoRA rows' steps (finetune-cpu.yaml's schedule)
+LORA_LEARNING_RATE = 3e-3  # the LoRA row's rate; a run at another rate is a row of its own (`row_key`)
+
+
+def row_key(record: dict) -> tuple[str, str]:
+    """
+    (row id, variant) of a record: the unit the tables pool seeds over. A LoRA run at another learning rate than
+    `LORA_LEARNING_RATE` is its own row ("learning rate 0.01"), so a rate sweep is never averaged with the default.
+    """
+    rate = record.get("learning_rate")
+    if record["row_id"] == "lora" and rate is not None and not math.isclose(rate, LORA_LEARNING_RATE):
+        return "lora", f"learning rate {rate:g}"
+    return record["row_id"], ""
+
+
+def row_name(key: tuple[str, str]) -> str:
+    row, variant = key
+    return ROWS[row] + (f", {variant}" if variant else "")
+
+
+def row_keys(records: list[dict]) -> list[tuple[str, str]]:
+    """The rows present, in ROWS' order; a row's variants after its default, by name."""
+    present = {row_key(r) for r in records}
+    return sorted(present, key=lambda key: (list(ROWS).index(key[0]), key[1] != "", key[1]))
+
+
+def record_tag(record: dict) -> str:
+    """The part of a record's file name (and work folder) after its share: cold fraction, then variant."""
+    tag = f"-cold{record['cold_fraction']:g}" if record.get("cold_fraction") else ""
+    if row_key(record)[1]:
+        tag += f"-lr{record['learning_rate']:g}"
+    return tag
 
 
 def _record_base(row: str, seed: int, share: float, argv: list[str]) -> dict:
@@ -89,7 +122,9 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
     data = target_regime(load_data(SCIENTIFIC), cold or 0.0, share, seed=seed)
     record = _record_base(row, seed, share, argv)
     tag = f"-cold{cold:g}" if cold else ""
-    work = ROOT / "outputs" / "transfer" / f"{row}-share{share:g}{tag}-seed{seed}"
+    rate = getattr(args, "lora_learning_rate", LORA_LEARNING_RATE)
+    variant = record_tag({"row_id": row, "learning_rate": rate}) if row == "lora" else ""
+    work = ROOT / "outputs" / "transfer" / f"{row}-share{share:g}{tag}{variant}-seed{seed}"
     start = time.time()
     if row in ("probe-tl", "probe-tl-lm"):
         from lmrec_hf.transfer import ProbeArguments, run_probe
@@ -131,6 +166,7 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
                       seconds_per_step=round(seconds_per_step, 3), steps_per_epoch=steps_per_epoch,
                       epoch_time_s=round(seconds_per_step * steps_per_epoch, 1),
                       learning_rate=training_args.learning_rate, recipe=str(recipe.relative_to(ROOT)))
+        record["row"] = row_name(row_key(record))  # a LoRA rate sweep's rows say their rate
         if row != "scratch":
             record["encoder"] = str(args.encoder)
         if cold:
@@ -186,8 +222,7 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
 
 def save_record(record: dict) -> Path:
     RECORDS.mkdir(parents=True, exist_ok=True)
-    tag = f"-cold{record['cold_fraction']:g}" if record.get("cold_fraction") else ""
-    path = RECORDS / f"{record['row_id']}-share{record['train_share']:g}{tag}-seed{record['seed']}.json"
+    path = RECORDS / f"{record['row_id']}-share{record['train_share']:g}{record_tag(record)}-seed{record['seed']}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
@@ -239,10 +274,8 @@ def render(records: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     full = [r for r in records if r["train_share"] == 1]
     finetune = [r["epoch_time_s"] for r in full if r["row_id"] == "finetune" and "epoch_time_s" in r]
-    for row, name in ROWS.items():
-        group = [r for r in full if r["row_id"] == row]
-        if not group:
-            continue
+    for key in row_keys(full):
+        group, name = [r for r in full if row_key(r) == key], row_name(key)
         metric = {k: [r["metrics"][k] for r in group] for k in ("recall@10", "ndcg@10", "recall@50", "ndcg@50")}
         epoch = [r["epoch_time_s"] for r in group if "epoch_time_s" in r]
         total = [r.get("train_time_s", 0) + r.get("extraction_time_s", 0) for r in group]
@@ -253,15 +286,15 @@ def render(records: list[dict]) -> str:
                      + f" | {group[0]['trainable_parameters']:,} | {_cell(epoch, 2) if epoch else ''} | "
                        f"{_cell(total, 0)} | {ratio} |")
     shares = sorted({r["train_share"] for r in records})
-    rows = [row for row in ROWS if any(r["row_id"] == row and r["train_share"] < 1 for r in records)]
+    rows = row_keys([r for r in records if r["train_share"] < 1])
     if rows:
         lines += ["", "Scarce data: test Recall@10 when only a seeded share of the training users trains (every user "
                       "is evaluated). Plot: docs/results/transfer-scarce-data.png.", "",
                   "| row | " + " | ".join(f"{s:g}" for s in shares) + " |", "|---" * (len(shares) + 1) + "|"]
         for row in rows:
-            cells = [_cell([r["metrics"]["recall@10"] for r in records if r["row_id"] == row and r["train_share"] == s])
+            cells = [_cell([r["metrics"]["recall@10"] for r in records if row_key(r) == row and r["train_share"] == s])
                      for s in shares]
-            lines.append(f"| {ROWS[row]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {row_name(row)} | " + " | ".join(cells) + " |")
     if cold_records:
         first = cold_records[0]
         lines += ["", f"Cold start: {first['cold_items']:,} items ({first['cold_fraction']:.0%}, seed 0) held out of "
@@ -269,10 +302,8 @@ def render(records: list[dict]) -> str:
                       "against the whole catalogue. Test Recall@10 and NDCG@10.", "",
                   "| row | seeds | warm users | warm R@10 | warm N@10 | cold users | cold R@10 | cold N@10 |",
                   "|---|---|---|---|---|---|---|---|"]
-        for row, name in ROWS.items():
-            group = [r for r in cold_records if r["row_id"] == row]
-            if not group:
-                continue
+        for key in row_keys(cold_records):
+            group, name = [r for r in cold_records if row_key(r) == key], row_name(key)
             cells = []
             for part in ("warm", "cold"):
                 cells.append(f"{group[0][f'metrics_{part}']['users']:,}")
@@ -290,13 +321,13 @@ def plot_scarce(records: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for row, name in ROWS.items():
-        points = sorted({r["train_share"] for r in records if r["row_id"] == row})
+    for key in row_keys(records):
+        points = sorted({r["train_share"] for r in records if row_key(r) == key})
         if len(points) < 2:
             continue
         means = [statistics.mean(r["metrics"]["recall@10"] for r in records
-                                 if r["row_id"] == row and r["train_share"] == s) for s in points]
-        ax.plot(points, means, marker="o", label=name)
+                                 if row_key(r) == key and r["train_share"] == s) for s in points]
+        ax.plot(points, means, marker="o", label=row_name(key))
     ax.set_xscale("log")
     ax.set_xlabel("share of Scientific's training users")
     ax.set_ylabel("test Recall@10 (full ranking)")
@@ -327,12 +358,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--shares", nargs="+", type=float, default=[1.0])
     run.add_argument("--encoder", default="outputs/pretrain-cpu/model")
     run.add_argument("--encoder-lm", default="outputs/pretrain-cpu-lm/model")
-    run.add_argument("--max-steps", type=int, default=300, help="finetune and LoRA steps")
-    run.add_argument("--lora-learning-rate", type=float, default=3e-3)
+    run.add_argument("--max-steps", type=int, default=FINETUNE_STEPS, help="finetune and LoRA steps")
+    run.add_argument("--lora-learning-rate", type=float, default=LORA_LEARNING_RATE,
+                     help="LoRA's peak learning rate; another rate than the default records a row of its own")
     run.add_argument("--cold", type=float, default=None, help="hold out this fraction of the items (seed 0) as cold "
                                                               "start, and report warm and cold users apart")
     commands.add_parser("report")
     args = parser.parse_args(argv)
+    if args.command == "run" and not (math.isfinite(args.lora_learning_rate) and args.lora_learning_rate > 0):
+        parser.error(f"--lora-learning-rate must be a positive number, got {args.lora_learning_rate:g}; the "
+                     f"default is {LORA_LEARNING_RATE:g}.")
+    if args.command == "run" and args.max_steps < 1:
+        parser.error(f"--max-steps must be at least 1, got {args.max_steps}; the default is {FINETUNE_STEPS}.")
     if args.command == "report":
         write_report()
         print(f"Rewrote the transfer section of {RESULTS_MD} from {len(load_records())} records")
@@ -343,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
                 one = ["run", "--rows", row, "--shares", f"{share:g}", "--seeds", str(seed)]
                 if args.cold:
                     one += ["--cold", f"{args.cold:g}"]
+                if row in ("lora", "finetune") and args.max_steps != FINETUNE_STEPS:
+                    one += ["--max-steps", str(args.max_steps)]
+                if row == "lora" and not math.isclose(args.lora_learning_rate, LORA_LEARNING_RATE):
+                    one += ["--lora-learning-rate", f"{args.lora_learning_rate:g}"]
                 record = run_row(row, seed, share, args, one)
                 path = save_record(record)
                 print(f"{record['row']} share {share:g} seed {seed}: R@10 {record['metrics']['recall@10']:.4f} "
