@@ -243,14 +243,15 @@ def train_from_args(model_args: ModelArguments, data_args: DataArguments, object
     tokenizer.save_pretrained(str(model_dir))
     if data_args.eval_split and args.mode != "lm_only":
         # a cold-start run also scores the users whose target is a held-out cold item, and the others, apart
-        groups = ("all", "cold", "warm") if cold_items(data) else ("all",)
+        cold = cold_items(data)
+        groups = ("all", "cold", "warm") if cold else ("all",)
         scored = evaluate_model_groups(model, tokenizer, data, data_args.eval_split, groups,
                                        max_length=args.max_length, max_history_items=args.max_history_items,
                                        max_users=data_args.eval_max_users, seed=args.seed)
         result = evaluation_record(data, data_args.eval_split, scored["all"],
                                    evaluate_popularity(data, data_args.eval_split), data_path=data_args.data, **facts)
         if "cold" in scored:
-            result.update(cold_fraction=data_args.cold_fraction, cold_items=len(cold_items(data)),
+            result.update(cold_fraction=data_args.cold_fraction, cold_items=len(cold),
                           cold=scored["cold"], warm=scored["warm"])
     else:
         result = summary
