@@ -12,6 +12,9 @@ full ranking. None of the variants is what `lmrec-hf probe` saves: the probed ch
 
     python benchmarks/probe_variants.py --features outputs/features/probe-tl-scientific.safetensors
     python benchmarks/probe_variants.py --features ... --variants eos eos-standardised --learning-rate 1e-2 --epochs 30
+    python benchmarks/probe_variants.py --features ... --variants eos last-item --init centred
+
+`--init centred` starts the heads at I - m m^T (`lmrec-hf probe --init centred`); its start counts as epoch 0.
 """
 
 from __future__ import annotations
@@ -52,17 +55,19 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--learning-rate", type=float, default=ProbeArguments.learning_rate)
     parser.add_argument("--patience", type=int, default=ProbeArguments.patience)
+    parser.add_argument("--init", default=ProbeArguments.init, choices=["random", "centred"])
     args = parser.parse_args(argv)
     data = load_data(resolve_data_path(args.data))
     features = ProbeFeatures.load(Path(args.features))
     z = features.users
     print(f"raw z_u: mean norm {z.norm(dim=1).mean():.2f}, mean per-dimension std {z.std(0).mean():.3f}")
-    print(f"learning rate {args.learning_rate:g}, at most {args.epochs} epochs, patience {args.patience}")
+    print(f"learning rate {args.learning_rate:g}, at most {args.epochs} epochs, patience {args.patience}, "
+          f"heads started {args.init}")
     print("| features | valid R@10 | test R@10 | best epoch | seconds |\n|---|---|---|---|---|")
     for name in args.variants:
         start = time.time()
         _, facts = train_probe(variant(features, name, data.sequences), data, ProbeArguments(
-            epochs=args.epochs, learning_rate=args.learning_rate, patience=args.patience))
+            epochs=args.epochs, learning_rate=args.learning_rate, patience=args.patience, init=args.init))
         print(f"| {name} | {facts['valid']['recall@10']:.4f} | {facts['test']['recall@10']:.4f} | "
               f"{facts['best_epoch']} | {time.time() - start:.0f} |", flush=True)
     return 0

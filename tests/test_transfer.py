@@ -10,7 +10,15 @@ from safetensors.torch import save_file
 from lmrec_hf.arguments import load_train_config
 from lmrec_hf.data import load_unisrec, subsample_training_users
 from lmrec_hf.runner import train_from_args
-from lmrec_hf.transfer import FEATURES_FILE, ProbeArguments, check_encoder_checkpoint, run_probe
+from lmrec_hf.transfer import (
+    FEATURES_FILE,
+    ProbeArguments,
+    ProbeFeatures,
+    ProbeHeads,
+    check_encoder_checkpoint,
+    run_probe,
+    train_probe,
+)
 
 from .conftest import HISTORIES, ITEMS
 from .toy_data import write_unisrec
@@ -71,6 +79,38 @@ def test_probe_arguments_are_checked():
         ProbeArguments(epochs=0)
 
 
+def test_a_centred_probe_starts_at_the_features_own_dot_product_and_never_ends_below_it_on_valid(toy):
+    from lmrec_hf.data import eval_pairs, train_pairs
+
+    # Features where the start is already perfect: a shared offset (like raw z's) plus the target's own direction.
+    n_items, d = len(toy.items), 16
+    items = 5.0 + torch.eye(n_items, d)
+    keys = sorted({(r, p) for part in (train_pairs(toy), eval_pairs(toy, "valid"), eval_pairs(toy, "test"))
+                   for r, p in zip(part["user_row"][:], part["position"][:])})
+    users = torch.stack([items[toy.sequences[r][p]] for r, p in keys])
+    features = ProbeFeatures(users=users, rows=torch.tensor([r for r, _ in keys]),
+                             positions=torch.tensor([p for _, p in keys]), items=items)
+    # A rate that wrecks the heads: only the start can hold the valid pick (strictly better is needed to move it).
+    heads, facts = train_probe(features, toy, ProbeArguments(init="centred", epochs=2, batch_size=2,
+                                                             learning_rate=5.0), ks=(1,))
+    direction = torch.nn.functional.normalize(items.mean(0), dim=0)
+    start = torch.eye(d) - torch.outer(direction, direction)
+    assert facts["history"][0]["epoch"] == 0 and facts["best_epoch"] == 0 and facts["epochs"] == 2
+    assert facts["valid"]["recall@1"] == 1.0 and facts["test"]["recall@1"] == 1.0
+    torch.testing.assert_close(heads.user_projection.weight, start)
+    torch.testing.assert_close(heads.item_projection.weight, start)
+    # The paper's random start is not a candidate: its pick is a trained epoch.
+    _, facts = train_probe(features, toy, ProbeArguments(epochs=2, batch_size=2), ks=(1,))
+    assert facts["best_epoch"] >= 1 and facts["history"][0]["epoch"] == 1
+
+
+def test_a_centred_probe_needs_square_heads_and_a_known_init():
+    with pytest.raises(ValueError, match=r"square heads \(projection_dim = n_embd\), got 4 x 8. Pass --init random"):
+        ProbeHeads(8, 4).centre_on(torch.randn(5, 8))
+    with pytest.raises(ValueError, match=r"`init` must be one of \('random', 'centred'\), got 'identity'"):
+        ProbeArguments(init="identity")
+
+
 def test_the_paper_bce_probe_trains_too(base, toy, tmp_path):
     record = run_probe(base, toy, tmp_path / "probe", ProbeArguments(loss="bce", epochs=2, batch_size=2),
                        max_length=64)
@@ -129,6 +169,10 @@ def test_the_probe_and_finetune_commands(base, tmp_path, capsys):
     assert "warm users (" in out and "cold users (" in out
     assert main(["probe", str(base), *common, "-o", str(tmp_path / "p5"), "--cold", "1.5"]) == 1
     assert "the cold-item fraction must be in (0, 1), got 1.5" in capsys.readouterr().err
+    assert main(["probe", str(base), *common, "-o", str(tmp_path / "p6"), "--epochs", "1", "--max-length", "64",
+                 "--init", "centred", "--features-cache", str(tmp_path / "probe" / FEATURES_FILE)]) == 0
+    centred = json.loads((tmp_path / "p6" / "metrics.json").read_text())
+    assert centred["probe"]["init"] == "centred" and [h["epoch"] for h in centred["history"]] == [0, 1]
 
     code = main(["finetune", str(base), "--data", str(folder), "--lora", "-o", str(tmp_path / "lora"),
                  "--max_steps", "1", "--rec_batch_size", "2", "--max_length", "64", "--eval_split", "test",

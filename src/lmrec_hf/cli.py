@@ -191,7 +191,7 @@ def _probe(args: argparse.Namespace) -> int:
     check_encoder_checkpoint(args.model)  # before the data loads
     probe = ProbeArguments(loss=args.loss, num_negatives=args.num_negatives, epochs=args.epochs,
                            patience=args.patience, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                           weight_decay=args.weight_decay, seed=args.seed)
+                           weight_decay=args.weight_decay, seed=args.seed, init=args.init)
     data = target_regime(load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir), args.cold,
                          args.train_share, seed=args.seed)
     result = run_probe(args.model, data, args.output_dir, probe, max_length=args.max_length,
@@ -389,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--batch-size", type=positive_int, default=256)
     probe.add_argument("--learning-rate", type=float, default=1e-3)
     probe.add_argument("--weight-decay", type=float, default=0.0)
+    probe.add_argument("--init", default="random", choices=["random", "centred"],
+                       help="the new heads' start: random (the paper's probe), or I - m m^T (m: the items' mean z "
+                            "direction), so training starts from the frozen features' own centred dot product")
     probe.add_argument("--max-length", type=positive_int, default=128, help="tokens per history")
     probe.add_argument("--max-history-items", type=positive_int, default=20)
     probe.add_argument("--train-share", type=share, default=1.0,

@@ -28,6 +28,10 @@ from .formatting_lmrec import format_history, item_token_limit
 logger = logging.getLogger(__name__)
 
 PROBE_LOSSES = ("softmax", "bce")
+# How the probe's new heads start: "random" (nn.Linear's init, the paper's probe) or "centred": W_u' = W_i' =
+# I - m m^T, with m the unit mean of the items' z, so training starts at the frozen features' own dot product with
+# their shared direction removed (raw z has a mean norm near 13 against a per-dimension spread near 0.2).
+PROBE_INITS = ("random", "centred")
 # Weights every LMRec trunk has, whether saved alone (`LMRecModel`) or under a joint model's `transformer.` prefix.
 TRUNK_WEIGHTS = ("wte.weight", "wpe.weight", "h.0.attn.c_attn.weight", "ln_f.weight")
 FEATURES_FILE = "probe_features.safetensors"
@@ -182,6 +186,19 @@ class ProbeHeads(nn.Module):
     def scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.user_projection(users) @ self.item_projection(items).T  # (B, M)
 
+    @torch.no_grad()
+    def centre_on(self, items: torch.Tensor) -> None:
+        """Both heads to I - m m^T (m: the unit mean of `items`), scaled so the heads' output keeps the items' mean
+        centred norm. Needs d x d heads."""
+        n_out, n_in = self.item_projection.weight.shape
+        if n_out != n_in:
+            raise ValueError(f"a centred probe needs square heads (projection_dim = n_embd), got {n_out} x {n_in}. "
+                             "Pass --init random, or probe an encoder whose projection_dim is its n_embd.")
+        direction = F.normalize(items.mean(0), dim=0)
+        weight = torch.eye(n_in) - torch.outer(direction, direction)
+        self.user_projection.weight.copy_(weight)
+        self.item_projection.weight.copy_(weight)
+
 
 @dataclass
 class ProbeArguments:
@@ -193,10 +210,13 @@ class ProbeArguments:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
+    init: str = "random"  # PROBE_INITS; a centred start is itself a candidate ("epoch 0"), picked on valid too
 
     def __post_init__(self):
         check_choice("loss", self.loss, PROBE_LOSSES, "ProbeArguments", "softmax over the catalogue, or bce "
                      "against sampled negatives (the paper's L2)")
+        check_choice("init", self.init, PROBE_INITS, "ProbeArguments", "random heads (the paper's probe), or heads "
+                     "started at the features' own centred dot product")
         for name in ("num_negatives", "epochs", "patience", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -228,8 +248,9 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
                 projection_dim: int | None = None) -> tuple[ProbeHeads, dict]:
     """
     Trains new heads on the frozen features of `data`'s training pairs (the users `train_share` keeps), picks the
-    epoch by valid Recall@10 (full ranking), and returns the heads with the facts: valid and test metrics, epochs,
-    seconds per epoch (training only, evaluation not counted) and trainable parameters.
+    epoch by valid Recall@10 (full ranking; a centred start counts as epoch 0), and returns the heads with the facts:
+    valid and test metrics, epochs, seconds per epoch (training only, evaluation not counted) and trainable
+    parameters.
     """
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
@@ -246,6 +267,8 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
         cold_mask = torch.zeros(len(items), dtype=torch.bool)
         cold_mask[sorted(cold)] = True
     heads = ProbeHeads(items.shape[1], projection_dim or items.shape[1])
+    if args.init == "centred":
+        heads.centre_on(items)
     optimizer = torch.optim.AdamW(heads.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), eps=1e-6,
                                   weight_decay=args.weight_decay)
 
@@ -256,6 +279,12 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
                                    @ item_vectors.T, data, split, ks=ks, targets=group)
 
     best, best_state, best_epoch, epoch_times, history = -1.0, None, 0, [], []
+    if args.init != "random":  # a scorer already: its start is a candidate, so the probe never ends below it on valid
+        heads.eval()
+        best_valid = evaluate("valid")
+        best, best_state = best_valid.get("recall@10", best_valid[f"recall@{ks[0]}"]), heads.state_dict()
+        best_state = {k: v.clone() for k, v in best_state.items()}
+        history.append({"epoch": 0, "loss": None, "valid_recall@10": best_valid.get("recall@10")})
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         heads.train()
