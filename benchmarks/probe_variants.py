@@ -12,9 +12,11 @@ full ranking. None of the variants is what `lmrec-hf probe` saves: the probed ch
 
     python benchmarks/probe_variants.py --features outputs/features/probe-tl-scientific.safetensors
     python benchmarks/probe_variants.py --features ... --variants eos eos-standardised --learning-rate 1e-2 --epochs 30
-    python benchmarks/probe_variants.py --features ... --variants eos last-item --init centred
+    python benchmarks/probe_variants.py --features ... --variants eos last-item --init layernorm \
+        --model outputs/pretrain-cpu/model
 
-`--init centred` starts the heads at I - m m^T (`lmrec-hf probe --init centred`); its start counts as epoch 0.
+`--init layernorm` starts the heads at diag(1 / gamma) of the encoder's final LayerNorm (`lmrec-hf probe --init
+layernorm`, read from --model); its start counts as epoch 0.
 """
 
 from __future__ import annotations
@@ -40,9 +42,8 @@ def variant(features: ProbeFeatures, name: str, sequences) -> ProbeFeatures:
     elif name == "eos-standardised":
         users = (users - users.mean(0)) / users.std(0).clamp_min(1e-6)
         items = (items - items.mean(0)) / items.std(0).clamp_min(1e-6)
-    elif name == "last-item":
-        last = [sequences[r][p - 1] for r, p in zip(features.rows.tolist(), features.positions.tolist())]
-        users = items[torch.tensor(last)]
+    elif name == "last-item":  # what `lmrec-hf probe --user-feature last-item` trains on
+        return features.last_item_users(sequences)
     return ProbeFeatures(users=users, rows=features.rows, positions=features.positions, items=items,
                          meta=features.meta)
 
@@ -55,20 +56,31 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--learning-rate", type=float, default=ProbeArguments.learning_rate)
     parser.add_argument("--patience", type=int, default=ProbeArguments.patience)
-    parser.add_argument("--init", default=ProbeArguments.init, choices=["random", "centred"])
+    parser.add_argument("--init", default=ProbeArguments.init, choices=["random", "layernorm"])
+    parser.add_argument("--model", default=None, help="the encoder the features came from (for --init layernorm)")
     args = parser.parse_args(argv)
+    if args.init == "layernorm" and not args.model:
+        parser.error("--init layernorm reads the final LayerNorm of the encoder the features came from: pass --model.")
+    gamma = None
+    if args.model:
+        from lmrec_hf.modeling_lmrec import LMRecForJointModeling
+
+        gamma = LMRecForJointModeling.from_pretrained(args.model).transformer.ln_f.weight.detach()
     data = load_data(resolve_data_path(args.data))
     features = ProbeFeatures.load(Path(args.features))
     z = features.users
     print(f"raw z_u: mean norm {z.norm(dim=1).mean():.2f}, mean per-dimension std {z.std(0).mean():.3f}")
     print(f"learning rate {args.learning_rate:g}, at most {args.epochs} epochs, patience {args.patience}, "
           f"heads started {args.init}")
-    print("| features | valid R@10 | test R@10 | best epoch | seconds |\n|---|---|---|---|---|")
+    print("| features | start valid R@10 | valid R@10 | test R@10 | best epoch | seconds |\n|---|---|---|---|---|---|")
     for name in args.variants:
         start = time.time()
         _, facts = train_probe(variant(features, name, data.sequences), data, ProbeArguments(
-            epochs=args.epochs, learning_rate=args.learning_rate, patience=args.patience, init=args.init))
-        print(f"| {name} | {facts['valid']['recall@10']:.4f} | {facts['test']['recall@10']:.4f} | "
+            epochs=args.epochs, learning_rate=args.learning_rate, patience=args.patience, init=args.init),
+            layernorm_weight=gamma)
+        first = facts["history"][0]
+        start_valid = f"{first['valid_recall@10']:.4f}" if first["epoch"] == 0 else ""  # a random start is no scorer
+        print(f"| {name} | {start_valid} | {facts['valid']['recall@10']:.4f} | {facts['test']['recall@10']:.4f} | "
               f"{facts['best_epoch']} | {time.time() - start:.0f} |", flush=True)
     return 0
 

@@ -79,36 +79,60 @@ def test_probe_arguments_are_checked():
         ProbeArguments(epochs=0)
 
 
-def test_a_centred_probe_starts_at_the_features_own_dot_product_and_never_ends_below_it_on_valid(toy):
+def test_a_layernorm_probe_starts_at_the_inverse_ln_f_scale_and_never_ends_below_it_on_valid(toy):
     from lmrec_hf.data import eval_pairs, train_pairs
 
-    # Features where the start is already perfect: a shared offset (like raw z's) plus the target's own direction.
+    # Features as a final LayerNorm writes them (gamma times a normalised vector), where the start is already
+    # perfect: undoing gamma leaves the target's own direction plus a shared offset.
     n_items, d = len(toy.items), 16
-    items = 5.0 + torch.eye(n_items, d)
+    gamma = torch.linspace(0.5, 2.0, d)
+    items = gamma * (torch.eye(n_items, d) + 0.1)
     keys = sorted({(r, p) for part in (train_pairs(toy), eval_pairs(toy, "valid"), eval_pairs(toy, "test"))
                    for r, p in zip(part["user_row"][:], part["position"][:])})
     users = torch.stack([items[toy.sequences[r][p]] for r, p in keys])
     features = ProbeFeatures(users=users, rows=torch.tensor([r for r, _ in keys]),
                              positions=torch.tensor([p for _, p in keys]), items=items)
     # A rate that wrecks the heads: only the start can hold the valid pick (strictly better is needed to move it).
-    heads, facts = train_probe(features, toy, ProbeArguments(init="centred", epochs=2, batch_size=2,
-                                                             learning_rate=5.0), ks=(1,))
-    direction = torch.nn.functional.normalize(items.mean(0), dim=0)
-    start = torch.eye(d) - torch.outer(direction, direction)
+    args = ProbeArguments(init="layernorm", epochs=2, batch_size=2, learning_rate=5.0)
+    heads, facts = train_probe(features, toy, args, ks=(1,), layernorm_weight=gamma)
     assert facts["history"][0]["epoch"] == 0 and facts["best_epoch"] == 0 and facts["epochs"] == 2
     assert facts["valid"]["recall@1"] == 1.0 and facts["test"]["recall@1"] == 1.0
-    torch.testing.assert_close(heads.user_projection.weight, start)
-    torch.testing.assert_close(heads.item_projection.weight, start)
+    torch.testing.assert_close(heads.user_projection.weight, torch.diag(1 / gamma))
+    torch.testing.assert_close(heads.item_projection.weight, torch.diag(1 / gamma))
     # The paper's random start is not a candidate: its pick is a trained epoch.
     _, facts = train_probe(features, toy, ProbeArguments(epochs=2, batch_size=2), ks=(1,))
     assert facts["best_epoch"] >= 1 and facts["history"][0]["epoch"] == 1
 
 
-def test_a_centred_probe_needs_square_heads_and_a_known_init():
-    with pytest.raises(ValueError, match=r"square heads \(projection_dim = n_embd\), got 4 x 8. Pass --init random"):
-        ProbeHeads(8, 4).centre_on(torch.randn(5, 8))
-    with pytest.raises(ValueError, match=r"`init` must be one of \('random', 'centred'\), got 'identity'"):
+def test_the_last_item_user_feature_is_the_item_towers_z_of_the_item_before_the_target(toy):
+    from lmrec_hf.data import train_pairs
+
+    pairs = train_pairs(toy)
+    rows, positions = torch.tensor(pairs["user_row"][:]), torch.tensor(pairs["position"][:])
+    items = torch.randn(len(toy.items), 4)
+    features = ProbeFeatures(users=torch.zeros(len(rows), 4), rows=rows, positions=positions, items=items,
+                             meta={"data": "toy"})
+    last = features.last_item_users(toy.sequences)
+    for k, (r, p) in enumerate(zip(rows.tolist(), positions.tolist())):
+        assert torch.equal(last.users[k], items[toy.sequences[r][p - 1]])
+    assert last.meta == {"data": "toy", "user_feature": "last-item"} and torch.equal(last.items, items)
+
+
+def test_a_layernorm_probe_needs_square_heads_a_usable_weight_and_a_known_init(toy):
+    with pytest.raises(ValueError, match=r"needs square heads \(projection_dim = n_embd\) and a LayerNorm weight of "
+                                         r"8, got heads 4 x 8 and a weight of \(8,\). Pass --init random"):
+        ProbeHeads(8, 4).start_from_layernorm(torch.ones(8))
+    with pytest.raises(ValueError, match=r"weight is near zero at dimensions \[2\], so its inverse is unbounded"):
+        ProbeHeads(4, 4).start_from_layernorm(torch.tensor([1.0, 1.0, 0.0, 1.0]))
+    features = ProbeFeatures(users=torch.zeros(1, 4), rows=torch.tensor([0]), positions=torch.tensor([1]),
+                             items=torch.zeros(len(toy.items), 4))
+    with pytest.raises(ValueError, match="init 'layernorm' starts the heads from the trunk's final LayerNorm, but no "
+                                         "`layernorm_weight` was given"):
+        train_probe(features, toy, ProbeArguments(init="layernorm"))
+    with pytest.raises(ValueError, match=r"`init` must be one of \('random', 'layernorm'\), got 'identity'"):
         ProbeArguments(init="identity")
+    with pytest.raises(ValueError, match=r"`user_feature` must be one of \('history', 'last-item'\), got 'mean'"):
+        ProbeArguments(user_feature="mean")
 
 
 def test_the_paper_bce_probe_trains_too(base, toy, tmp_path):
@@ -170,9 +194,12 @@ def test_the_probe_and_finetune_commands(base, tmp_path, capsys):
     assert main(["probe", str(base), *common, "-o", str(tmp_path / "p5"), "--cold", "1.5"]) == 1
     assert "the cold-item fraction must be in (0, 1), got 1.5" in capsys.readouterr().err
     assert main(["probe", str(base), *common, "-o", str(tmp_path / "p6"), "--epochs", "1", "--max-length", "64",
-                 "--init", "centred", "--features-cache", str(tmp_path / "probe" / FEATURES_FILE)]) == 0
-    centred = json.loads((tmp_path / "p6" / "metrics.json").read_text())
-    assert centred["probe"]["init"] == "centred" and [h["epoch"] for h in centred["history"]] == [0, 1]
+                 "--init", "layernorm", "--user-feature", "last-item", "--features-cache",
+                 str(tmp_path / "probe" / FEATURES_FILE)]) == 0
+    started = json.loads((tmp_path / "p6" / "metrics.json").read_text())
+    assert started["probe"]["init"] == "layernorm" and [h["epoch"] for h in started["history"]] == [0, 1]
+    assert json.loads((tmp_path / "p6" / "model" / "config.json").read_text())["lmrec_transfer"]["user_feature"] \
+        == "last-item"
 
     code = main(["finetune", str(base), "--data", str(folder), "--lora", "-o", str(tmp_path / "lora"),
                  "--max_steps", "1", "--rec_batch_size", "2", "--max_length", "64", "--eval_split", "test",

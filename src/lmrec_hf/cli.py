@@ -191,7 +191,8 @@ def _probe(args: argparse.Namespace) -> int:
     check_encoder_checkpoint(args.model)  # before the data loads
     probe = ProbeArguments(loss=args.loss, num_negatives=args.num_negatives, epochs=args.epochs,
                            patience=args.patience, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                           weight_decay=args.weight_decay, seed=args.seed, init=args.init)
+                           weight_decay=args.weight_decay, seed=args.seed, init=args.init,
+                           user_feature=args.user_feature)
     data = target_regime(load_data(resolve_data_path(args.data), args.format, cache_dir=args.cache_dir), args.cold,
                          args.train_share, seed=args.seed)
     result = run_probe(args.model, data, args.output_dir, probe, max_length=args.max_length,
@@ -389,9 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--batch-size", type=positive_int, default=256)
     probe.add_argument("--learning-rate", type=float, default=1e-3)
     probe.add_argument("--weight-decay", type=float, default=0.0)
-    probe.add_argument("--init", default="random", choices=["random", "centred"],
-                       help="the new heads' start: random (the paper's probe), or I - m m^T (m: the items' mean z "
-                            "direction), so training starts from the frozen features' own centred dot product")
+    probe.add_argument("--init", default="random", choices=["random", "layernorm"],
+                       help="the new heads' start: random (the paper's probe), or diag(1 / gamma) of the trunk's "
+                            "final LayerNorm, so training starts near the frozen features' cosine (a candidate on "
+                            "valid as epoch 0); it wants a far lower --learning-rate, e.g. 3e-6 on Scientific")
+    probe.add_argument("--user-feature", default="history", choices=["history", "last-item"],
+                       help="z at the history's EOS (the paper's user feature), or z_i of the user's last item, "
+                            "encoded as an item; the saved config records which (lmrec_transfer.user_feature)")
     probe.add_argument("--max-length", type=positive_int, default=128, help="tokens per history")
     probe.add_argument("--max-history-items", type=positive_int, default=20)
     probe.add_argument("--train-share", type=share, default=1.0,

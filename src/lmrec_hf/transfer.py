@@ -28,10 +28,14 @@ from .formatting_lmrec import format_history, item_token_limit
 logger = logging.getLogger(__name__)
 
 PROBE_LOSSES = ("softmax", "bce")
-# How the probe's new heads start: "random" (nn.Linear's init, the paper's probe) or "centred": W_u' = W_i' =
-# I - m m^T, with m the unit mean of the items' z, so training starts at the frozen features' own dot product with
-# their shared direction removed (raw z has a mean norm near 13 against a per-dimension spread near 0.2).
-PROBE_INITS = ("random", "centred")
+# How the probe's new heads start: "random" (nn.Linear's init, the paper's probe) or "layernorm": W_u' = W_i' =
+# diag(1 / gamma), gamma the trunk's final LayerNorm weight. That undoes the LayerNorm's per-dimension scale, so every
+# item vector has nearly the same norm and training starts near the cosine of the frozen features (issue 22's
+# item-to-item scorer, when the user's history is its last item).
+PROBE_INITS = ("random", "layernorm")
+# The probe's user feature: z at the history's EOS (the paper's z_u), or z_i of the user's last history item, encoded as
+# an item (issue 22's item-to-item scorer reads the same vector).
+USER_FEATURES = ("history", "last-item")
 # Weights every LMRec trunk has, whether saved alone (`LMRecModel`) or under a joint model's `transformer.` prefix.
 TRUNK_WEIGHTS = ("wte.weight", "wpe.weight", "h.0.attn.c_attn.weight", "ln_f.weight")
 FEATURES_FILE = "probe_features.safetensors"
@@ -122,6 +126,12 @@ class ProbeFeatures:
             raise ValueError(f"no cached feature for (user row, position) {error.args[0]}: the cache was built for "
                              "other data. Delete it, or pass a new --features-cache.") from error
 
+    def last_item_users(self, sequences) -> ProbeFeatures:
+        """The same keys with z_u replaced by z_i of each user's last history item (the item before `position`)."""
+        last = torch.tensor([sequences[r][p - 1] for r, p in zip(self.rows.tolist(), self.positions.tolist())])
+        return ProbeFeatures(users=self.items[last], rows=self.rows, positions=self.positions, items=self.items,
+                             meta={**self.meta, "user_feature": "last-item"})
+
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file
 
@@ -187,17 +197,20 @@ class ProbeHeads(nn.Module):
         return self.user_projection(users) @ self.item_projection(items).T  # (B, M)
 
     @torch.no_grad()
-    def centre_on(self, items: torch.Tensor) -> None:
-        """Both heads to I - m m^T (m: the unit mean of `items`), scaled so the heads' output keeps the items' mean
-        centred norm. Needs d x d heads."""
+    def start_from_layernorm(self, weight: torch.Tensor) -> None:
+        """Both heads to diag(1 / weight), `weight` the trunk's final LayerNorm gamma. Needs d x d heads."""
         n_out, n_in = self.item_projection.weight.shape
-        if n_out != n_in:
-            raise ValueError(f"a centred probe needs square heads (projection_dim = n_embd), got {n_out} x {n_in}. "
-                             "Pass --init random, or probe an encoder whose projection_dim is its n_embd.")
-        direction = F.normalize(items.mean(0), dim=0)
-        weight = torch.eye(n_in) - torch.outer(direction, direction)
-        self.user_projection.weight.copy_(weight)
-        self.item_projection.weight.copy_(weight)
+        if n_out != n_in or weight.shape != (n_in,):
+            raise ValueError(f"a probe started from the final LayerNorm needs square heads (projection_dim = n_embd) "
+                             f"and a LayerNorm weight of {n_in}, got heads {n_out} x {n_in} and a weight of "
+                             f"{tuple(weight.shape)}. Pass --init random.")
+        small = (weight.abs() < 1e-3).nonzero().flatten().tolist()
+        if small:
+            raise ValueError(f"the final LayerNorm's weight is near zero at dimensions {small[:8]}, so its inverse is "
+                             "unbounded. Pass --init random.")
+        start = torch.diag(1.0 / weight.detach().float())
+        self.user_projection.weight.copy_(start)
+        self.item_projection.weight.copy_(start)
 
 
 @dataclass
@@ -210,13 +223,16 @@ class ProbeArguments:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
-    init: str = "random"  # PROBE_INITS; a centred start is itself a candidate ("epoch 0"), picked on valid too
+    init: str = "random"  # PROBE_INITS; a layernorm start is itself a candidate ("epoch 0"), picked on valid too
+    user_feature: str = "history"  # USER_FEATURES
 
     def __post_init__(self):
         check_choice("loss", self.loss, PROBE_LOSSES, "ProbeArguments", "softmax over the catalogue, or bce "
                      "against sampled negatives (the paper's L2)")
         check_choice("init", self.init, PROBE_INITS, "ProbeArguments", "random heads (the paper's probe), or heads "
-                     "started at the features' own centred dot product")
+                     "started at the inverse of the trunk's final LayerNorm scale")
+        check_choice("user_feature", self.user_feature, USER_FEATURES, "ProbeArguments", "z at the history's EOS "
+                     "(the paper's), or z_i of the last history item")
         for name in ("num_negatives", "epochs", "patience", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -245,13 +261,17 @@ def _probe_loss(heads: ProbeHeads, users, targets, items, args: ProbeArguments, 
 
 
 def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks=DEFAULT_KS,
-                projection_dim: int | None = None) -> tuple[ProbeHeads, dict]:
+                projection_dim: int | None = None, layernorm_weight: torch.Tensor | None = None
+                ) -> tuple[ProbeHeads, dict]:
     """
     Trains new heads on the frozen features of `data`'s training pairs (the users `train_share` keeps), picks the
-    epoch by valid Recall@10 (full ranking; a centred start counts as epoch 0), and returns the heads with the facts:
+    epoch by valid Recall@10 (full ranking; a layernorm start counts as epoch 0), and returns the heads with the facts:
     valid and test metrics, epochs, seconds per epoch (training only, evaluation not counted) and trainable
-    parameters.
+    parameters. `layernorm_weight` (the trunk's final LayerNorm gamma) is needed for `args.init == "layernorm"`.
     """
+    if args.init == "layernorm" and layernorm_weight is None:
+        raise ValueError("train_probe: init 'layernorm' starts the heads from the trunk's final LayerNorm, but no "
+                         "`layernorm_weight` was given. Pass model.transformer.ln_f.weight, or init 'random'.")
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     pairs = train_pairs(data)
@@ -267,8 +287,8 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
         cold_mask = torch.zeros(len(items), dtype=torch.bool)
         cold_mask[sorted(cold)] = True
     heads = ProbeHeads(items.shape[1], projection_dim or items.shape[1])
-    if args.init == "centred":
-        heads.centre_on(items)
+    if args.init == "layernorm":
+        heads.start_from_layernorm(layernorm_weight)
     optimizer = torch.optim.AdamW(heads.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), eps=1e-6,
                                   weight_decay=args.weight_decay)
 
@@ -351,13 +371,16 @@ def run_probe(model_dir: str | Path, data: RecData, output_dir: str | Path, args
     cache = Path(features_cache) if features_cache else output_dir / FEATURES_FILE
     extract_start = time.time()
     features = probe_features(model, tokenizer, data, model_id, max_length, max_history_items, cache=cache)
+    if args.user_feature == "last-item":
+        features = features.last_item_users(data.sequences)
     extraction_time = time.time() - extract_start
-    heads, facts = train_probe(features, data, args, ks=ks, projection_dim=model.config.projection_dim)
+    heads, facts = train_probe(features, data, args, ks=ks, projection_dim=model.config.projection_dim,
+                               layernorm_weight=model.transformer.ln_f.weight)
 
     model.user_projection.load_state_dict(heads.user_projection.state_dict())
     model.item_projection.load_state_dict(heads.item_projection.state_dict())
     model.config.lmrec_transfer = {"method": "linear-probe", "base_model": str(model_dir), "target": data.name,
-                                   "loss": args.loss}
+                                   "loss": args.loss, "user_feature": args.user_feature}
     model.save_pretrained(str(output_dir / "model"))
     tokenizer.save_pretrained(str(output_dir / "model"))
 
