@@ -43,6 +43,7 @@ ROWS = {
     "probe-tl": "LMRec^TL probe",
     "probe-tl-lm": "LMRec^TL-lm probe",
     "probe-tl-last": "LMRec^TL probe on the last item, heads started at 1 / ln_f",
+    "probe-tl-lm-last": "LMRec^TL-lm probe on the last item, heads started at 1 / ln_f",
     "item-to-item": "LMRec^TL zero-shot, item-to-item (no training)",
     "scratch": "LMRec from scratch (scientific-best-cpu.yaml runs, issue 24)",
     "lora": "LMRec^TL + LoRA (r 8, attention)",
@@ -135,11 +136,12 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
     if row.startswith("probe-"):
         from lmrec_hf.transfer import ProbeArguments, run_probe
 
-        encoder = args.encoder_lm if row == "probe-tl-lm" else args.encoder
-        # probe-tl-last: z_u is z_i of the user's last item, and the heads start at diag(1 / gamma) of the trunk's
+        lm_free = row.startswith("probe-tl-lm")
+        encoder = args.encoder_lm if lm_free else args.encoder
+        # The -last rows: z_u is z_i of the user's last item, and the heads start at diag(1 / gamma) of the trunk's
         # final LayerNorm, near the cosine of issue 22's item-to-item scorer.
-        last = row == "probe-tl-last"
-        features = "probe-tl-lm" if row == "probe-tl-lm" else "probe-tl"  # one cache per encoder, whatever the heads
+        last = row.endswith("-last")
+        features = "probe-tl-lm" if lm_free else "probe-tl"  # one cache per encoder, whatever the heads
         cache = ROOT / "outputs" / "features" / f"{features}-scientific{tag}.safetensors"
         probe = ProbeArguments(seed=seed, init="layernorm", user_feature="last-item",
                                learning_rate=LAST_ITEM_PROBE_LEARNING_RATE) if last else ProbeArguments(seed=seed)
@@ -148,7 +150,8 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
         record.update(metrics=result["lmrec"], valid=result["valid"], trainable_parameters=result[
             "trainable_parameters"], epoch_time_s=result["epoch_time_s"], epochs=result["epochs"],
             train_time_s=result["train_time_s"], extraction_time_s=result["extraction_time_s"],
-            training_pairs=result["training_pairs"], encoder=str(encoder), best_epoch=result["best_epoch"])
+            training_pairs=result["training_pairs"], encoder=str(encoder), best_epoch=result["best_epoch"],
+            probe={k: result["probe"][k] for k in ("init", "user_feature", "learning_rate")})
         if cold:
             record.update(metrics_cold=result["cold"], metrics_warm=result["warm"])
     elif row in ("lora", "finetune", "scratch"):
