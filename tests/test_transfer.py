@@ -118,6 +118,21 @@ def test_the_last_item_user_feature_is_the_item_towers_z_of_the_item_before_the_
     assert last.meta == {"data": "toy", "user_feature": "last-item"} and torch.equal(last.items, items)
 
 
+def test_a_last_item_probe_checkpoint_is_evaluated_with_its_own_user_feature(base, toy, tmp_path):
+    from lmrec_hf.runner import evaluate_checkpoint
+
+    args = ProbeArguments(epochs=2, batch_size=2, learning_rate=1e-3, init="layernorm", user_feature="last-item")
+    probed = run_probe(base, toy, tmp_path / "probe", args, max_length=64, ks=(1, 5))
+    record, _ = evaluate_checkpoint(tmp_path / "probe" / "model", toy, "test", ks=(1, 5), max_length=64)
+    assert record["scorer"] == "last-item"
+    for k in ("recall@1", "recall@5", "ndcg@5"):
+        assert record["lmrec"][k] == pytest.approx(probed["lmrec"][k], abs=1e-9), k
+    # The history's EOS, as an unprobed checkpoint is scored, only when asked for.
+    plain, _ = evaluate_checkpoint(tmp_path / "probe" / "model", toy, "test", ks=(1, 5), max_length=64,
+                                   scorer="user-item")
+    assert "scorer" not in plain
+
+
 def test_a_layernorm_probe_needs_square_heads_a_usable_weight_and_a_known_init(toy):
     with pytest.raises(ValueError, match=r"needs square heads \(projection_dim = n_embd\) and a LayerNorm weight of "
                                          r"8, got heads 4 x 8 and a weight of \(8,\). Pass --init random"):

@@ -331,9 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mask-history", action="store_true", help="drop each user's earlier items from its "
                                                                        "ranking (off by default; always recorded)")
     evaluate.add_argument("--ks", type=positive_int, nargs="+", default=[5, 10, 20, 50])
-    evaluate.add_argument("--scorer", default="user-item", choices=["user-item", "item-to-item"],
-                          help="<W_u z_u, W_i z_i> (the paper's), or the cosine of z_i to the user's last item (needs "
-                               "no user tower: a pretrained encoder's zero-shot ranking)")
+    evaluate.add_argument("--scorer", default=None, choices=["user-item", "item-to-item", "last-item"],
+                          help="<W_u z_u, W_i z_i> (the paper's); the cosine of z_i to the user's last item (needs "
+                               "no user tower: a pretrained encoder's zero-shot ranking); or <W_u z_i(last), W_i z_i>. "
+                               "Default: the checkpoint's own (last-item for a `probe --user-feature last-item` "
+                               "checkpoint, else user-item)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the JSON record here")
     evaluate.add_argument("--cache-dir", default=None)

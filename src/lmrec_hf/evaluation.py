@@ -230,6 +230,26 @@ def evaluate_item_to_item(model, tokenizer, data: RecData, split: str = "test", 
     return evaluate_scorer(score, data, split, ks, **options)
 
 
+def evaluate_last_item(model, tokenizer, data: RecData, split: str = "test", ks=DEFAULT_KS, max_length: int = 128,
+                       **options) -> dict[str, float]:
+    """
+    The two towers with the user's last history item as its user feature: <W_u z_i(last), W_i z_i>, z_i encoded as
+    items are. It scores the checkpoints `lmrec-hf probe --user-feature last-item` saves, as the probe did.
+    `options` are `evaluate_scorer`'s.
+    """
+    model.eval()
+    limit = item_token_limit(model.config, min(max_length, 128))
+    z = encode_item_texts(model, tokenizer, data.item_texts, None, max_length=limit)
+    with torch.no_grad():
+        users, items = model.user_projection(z), model.item_projection(z)
+    sequences = data.sequences
+
+    def score(rows, positions):
+        return users[[sequences[r][p - 1] for r, p in zip(rows, positions)]] @ items.T
+
+    return evaluate_scorer(score, data, split, ks, **options)
+
+
 def evaluate_scorer(score_users, data: RecData, split: str = "test", ks=DEFAULT_KS, max_users: int | None = None,
                     seed: int = 0, protocol: str = "full", mask_history: bool = False,
                     negatives: np.ndarray | None = None, num_negatives: int = 100, targets: str = "all"

@@ -39,6 +39,7 @@ from .data import (
 )
 from .evaluation import (
     evaluate_item_to_item,
+    evaluate_last_item,
     evaluate_model,
     evaluate_model_groups,
     evaluate_popularity,
@@ -56,7 +57,7 @@ from .transfer import check_encoder_checkpoint
 logger = logging.getLogger(__name__)
 
 # How `evaluate_checkpoint` scores a user's items: the two towers, or cosine to the last item (no user tower).
-SCORERS = ("user-item", "item-to-item")
+SCORERS = ("user-item", "item-to-item", "last-item")
 
 
 def build_lm_stream(data: RecData | list[RecData], agnostic: list[RecData], task_ratio: float, seed: int,
@@ -324,12 +325,14 @@ def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test
                         protocol: str = "full", mask_history: bool = False, max_users: int | None = None,
                         seed: int = 0, num_negatives: int = 100, negatives: np.ndarray | None = None,
                         max_length: int = 256, max_history_items: int = 50, device: str | None = None,
-                        scorer: str = "user-item", **facts) -> tuple[dict, np.ndarray | None]:
+                        scorer: str | None = None, **facts) -> tuple[dict, np.ndarray | None]:
     """
     LMRec's metrics of a checkpoint beside popularity's, on the same users and candidates, as one evaluation record;
     and the sampled negatives used (drawn from `seed` when `protocol="sampled"` and none are given), or None.
     `scorer="user-item"` ranks by <W_u z_u, W_i z_i>; `"item-to-item"` by the cosine of z_i to the user's last item
-    (`evaluate_item_to_item`, the zero-shot scorer that needs no user tower), and the record says so.
+    (`evaluate_item_to_item`, the zero-shot scorer that needs no user tower); `"last-item"` by <W_u z_i(last), W_i z_i>
+    (`evaluate_last_item`). Any but the first is said in the record. `None`: the checkpoint's own user feature, so a
+    `lmrec-hf probe --user-feature last-item` checkpoint is scored as it was trained, any other with "user-item".
 
     Example:
     ```python
@@ -339,11 +342,15 @@ def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test
     """
     from transformers import AutoModelForCausalLM
 
-    check_choice("scorer", scorer, SCORERS)
+    if scorer is not None:
+        check_choice("scorer", scorer, SCORERS)
     start = time.time()
     model_dir = check_checkpoint_dir(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
+    if scorer is None:
+        transfer = getattr(model.config, "lmrec_transfer", None) or {}
+        scorer = "last-item" if transfer.get("user_feature") == "last-item" else "user-item"
     if device is not None:
         model = model.to(device)
     common = dict(ks=tuple(ks), protocol=protocol, mask_history=mask_history, max_users=max_users, seed=seed,
@@ -352,8 +359,8 @@ def evaluate_checkpoint(model_dir: str | Path, data: RecData, split: str = "test
         lmrec = evaluate_model(model, tokenizer, data, split, max_length=max_length,
                                max_history_items=max_history_items, negatives=negatives, **common)
     else:
-        lmrec = evaluate_item_to_item(model, tokenizer, data, split, max_length=max_length, negatives=negatives,
-                                      **common)
+        evaluate = evaluate_item_to_item if scorer == "item-to-item" else evaluate_last_item
+        lmrec = evaluate(model, tokenizer, data, split, max_length=max_length, negatives=negatives, **common)
         facts["scorer"] = scorer
     negatives = lmrec.pop("negatives", None)
     popularity = evaluate_popularity(data, split, negatives=negatives, **common)
