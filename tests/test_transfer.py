@@ -118,11 +118,13 @@ def test_the_last_item_user_feature_is_the_item_towers_z_of_the_item_before_the_
     assert last.meta == {"data": "toy", "user_feature": "last-item"} and torch.equal(last.items, items)
 
 
-def test_a_last_item_probe_checkpoint_is_evaluated_with_its_own_user_feature(base, toy, tmp_path):
+def test_a_last_item_probe_checkpoint_is_evaluated_with_its_own_user_feature(base, toy, tmp_path, monkeypatch):
     from lmrec_hf.runner import evaluate_checkpoint
 
     args = ProbeArguments(epochs=2, batch_size=2, learning_rate=1e-3, init="layernorm", user_feature="last-item")
-    probed = run_probe(base, toy, tmp_path / "probe", args, max_length=64, ks=(1, 5))
+    with monkeypatch.context() as patch:  # the items are encoded, no history is
+        patch.setattr("lmrec_hf.transfer.embed_texts", lambda *a, **k: pytest.fail("a history was encoded"))
+        probed = run_probe(base, toy, tmp_path / "probe", args, max_length=64, ks=(1, 5))
     record, _ = evaluate_checkpoint(tmp_path / "probe" / "model", toy, "test", ks=(1, 5), max_length=64)
     assert record["scorer"] == "last-item"
     for k in ("recall@1", "recall@5", "ndcg@5"):

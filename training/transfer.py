@@ -141,8 +141,8 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
         # The -last rows: z_u is z_i of the user's last item, and the heads start at diag(1 / gamma) of the trunk's
         # final LayerNorm, near the cosine of issue 22's item-to-item scorer.
         last = row.endswith("-last")
-        features = "probe-tl-lm" if lm_free else "probe-tl"  # one cache per encoder, whatever the heads
-        cache = ROOT / "outputs" / "features" / f"{features}-scientific{tag}.safetensors"
+        features = "probe-tl-lm" if lm_free else "probe-tl"  # one cache per encoder and user feature
+        cache = ROOT / "outputs" / "features" / f"{features}-scientific{tag}{'-last' if last else ''}.safetensors"
         probe = ProbeArguments(seed=seed, init="layernorm", user_feature="last-item",
                                learning_rate=LAST_ITEM_PROBE_LEARNING_RATE) if last else ProbeArguments(seed=seed)
         result = run_probe(encoder, data, work, probe, max_length=128, max_history_items=20,

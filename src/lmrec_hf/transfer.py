@@ -150,16 +150,19 @@ class ProbeFeatures:
 
 
 def probe_features(model, tokenizer, data: RecData, model_id: str, max_length: int = 128,
-                   max_history_items: int | None = 20, batch_size: int = 64, cache: Path | None = None
-                   ) -> ProbeFeatures:
+                   max_history_items: int | None = 20, batch_size: int = 64, cache: Path | None = None,
+                   user_feature: str = "history") -> ProbeFeatures:
     """
     z for every training prefix (of every training user, whatever `train_share` keeps), every valid and test history,
-    and every item, encoded once by the frozen encoder. With `cache`, features saved there for the same encoder
-    (`model_id`), data and lengths are read back instead of encoded; other features are never reused.
+    and every item, encoded once by the frozen encoder. With `user_feature="last-item"` no history is encoded: each
+    prefix's z_u is z_i of its last item. With `cache`, features saved there for the same encoder (`model_id`), data,
+    lengths and user feature are read back instead of encoded; other features are never reused.
     """
     meta = {"model": model_id, "data": data.name, **data.stats(), "max_length": max_length,
             "max_history_items": max_history_items, "cold_items": len(cold_items(data)),
             "cold_seed": data.info.get("cold_seed")}
+    if user_feature == "last-item":  # history features (the default) keep the meta their caches were saved with
+        meta["user_feature"] = user_feature
     if cache is not None and cache.exists():
         features = ProbeFeatures.load(cache)
         if features.meta == meta:
@@ -170,14 +173,20 @@ def probe_features(model, tokenizer, data: RecData, model_id: str, max_length: i
     pairs = [train_pairs(full)] + [eval_pairs(full, split) for split in ("valid", "test")]
     keys = sorted({(r, p) for part in pairs for r, p in zip(part["user_row"][:], part["position"][:])})
     texts = data.item_texts
-    histories = [format_history([texts[i] for i in history_items(data, r, p, max_history_items)]) for r, p in keys]
     model.eval()
     max_length = min(max_length, model.config.n_positions)
-    users = embed_texts(model, tokenizer, histories, None, batch_size, max_length, "encoding histories")
     items = encode_item_texts(model, tokenizer, texts, None,
                               max_length=item_token_limit(model.config, min(max_length, 128)))
-    features = ProbeFeatures(users=users, rows=torch.tensor([r for r, _ in keys]),
-                             positions=torch.tensor([p for _, p in keys]), items=items, meta=meta)
+    rows, positions = torch.tensor([r for r, _ in keys]), torch.tensor([p for _, p in keys])
+    if user_feature == "last-item":
+        features = ProbeFeatures(users=items[:0], rows=rows, positions=positions, items=items,
+                                 meta={k: v for k, v in meta.items() if k != "user_feature"})
+        features = features.last_item_users(data.sequences)
+    else:
+        histories = [format_history([texts[i] for i in history_items(data, r, p, max_history_items)])
+                     for r, p in keys]
+        users = embed_texts(model, tokenizer, histories, None, batch_size, max_length, "encoding histories")
+        features = ProbeFeatures(users=users, rows=rows, positions=positions, items=items, meta=meta)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         features.save(cache)
@@ -370,9 +379,8 @@ def run_probe(model_dir: str | Path, data: RecData, output_dir: str | Path, args
     model_id = "sha256:" + "+".join(file_sha256(w) for w in weights)  # the weights, wherever they lie
     cache = Path(features_cache) if features_cache else output_dir / FEATURES_FILE
     extract_start = time.time()
-    features = probe_features(model, tokenizer, data, model_id, max_length, max_history_items, cache=cache)
-    if args.user_feature == "last-item":
-        features = features.last_item_users(data.sequences)
+    features = probe_features(model, tokenizer, data, model_id, max_length, max_history_items, cache=cache,
+                              user_feature=args.user_feature)
     extraction_time = time.time() - extract_start
     heads, facts = train_probe(features, data, args, ks=ks, projection_dim=model.config.projection_dim,
                                layernorm_weight=model.transformer.ln_f.weight)
