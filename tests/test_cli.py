@@ -143,4 +143,4 @@ def test_evaluate_with_the_item_to_item_scorer(tmp_path, capsys, model, tokenize
     assert scorers == ["user-item", "item-to-item"]
     with pytest.raises(SystemExit):
         main(["evaluate", str(tmp_path / "m"), *common, "--scorer", "nearest"])
-    assert "invalid choice: 'nearest' (choose from 'user-item', 'item-to-item')" in capsys.readouterr().err
+    assert "invalid choice: 'nearest' (choose from 'user-item', 'item-to-item', 'last-item')" in capsys.readouterr().err
