@@ -1,14 +1,16 @@
 """
 What limits the linear probe on Scientific (issue 23): the same trainer (`train_probe`, seed 0) on variants of the
 frozen features cached by `training/transfer.py` (or `lmrec-hf probe --features-cache`). Valid and test Recall@10,
-full ranking. None of the variants is what `lmrec-hf probe` saves: the probed checkpoint applies its heads to raw z.
+full ranking. `eos` and `last-item` are what `lmrec-hf probe` trains (`--user-feature history` / `last-item`); the
+centred and standardised variants are not, since the probed checkpoint applies its heads to raw z.
 
-- `eos`: the paper's probe, z at the history's EOS (what `lmrec-hf probe` trains);
+- `eos`: the paper's probe, z at the history's EOS;
 - `eos-centred`: z_u and z_i each centred on their mean and scaled to a norm of 4 (a common direction dominates
   raw z: norm about 13 against a per-dimension spread of 0.17);
 - `eos-standardised`: z_u and z_i each z-scored per dimension (their own mean and spread), so no direction
   dominates and every dimension starts on the same scale;
-- `last-item`: the user feature is z_i of the last history item instead of the history's EOS.
+- `last-item`: the user feature is z_i of the last history item instead of the history's EOS (`lmrec-hf probe
+  --user-feature last-item`).
 
     python benchmarks/probe_variants.py --features outputs/features/probe-tl-scientific.safetensors
     python benchmarks/probe_variants.py --features ... --variants eos eos-standardised --learning-rate 1e-2 --epochs 30
