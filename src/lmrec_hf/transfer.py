@@ -180,8 +180,7 @@ def probe_features(model, tokenizer, data: RecData, model_id: str, max_length: i
     rows, positions = torch.tensor([r for r, _ in keys]), torch.tensor([p for _, p in keys])
     if user_feature == "last-item":
         features = ProbeFeatures(users=items[:0], rows=rows, positions=positions, items=items,
-                                 meta={k: v for k, v in meta.items() if k != "user_feature"})
-        features = features.last_item_users(data.sequences)
+                                 meta=meta).last_item_users(data.sequences)
     else:
         histories = [format_history([texts[i] for i in history_items(data, r, p, max_history_items)])
                      for r, p in keys]
@@ -311,8 +310,8 @@ def train_probe(features: ProbeFeatures, data: RecData, args: ProbeArguments, ks
     if args.init != "random":  # a scorer already: its start is a candidate, so the probe never ends below it on valid
         heads.eval()
         best_valid = evaluate("valid")
-        best, best_state = best_valid.get("recall@10", best_valid[f"recall@{ks[0]}"]), heads.state_dict()
-        best_state = {k: v.clone() for k, v in best_state.items()}
+        best = best_valid.get("recall@10", best_valid[f"recall@{ks[0]}"])
+        best_state = {k: v.clone() for k, v in heads.state_dict().items()}
         history.append({"epoch": 0, "loss": None, "valid_recall@10": best_valid.get("recall@10")})
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
