@@ -218,16 +218,8 @@ def evaluate_item_to_item(model, tokenizer, data: RecData, split: str = "test", 
     first (cosine 1), ahead of any other target, unless `mask_history` removes the history from the ranking.
     `options` are `evaluate_scorer`'s (protocol, max_users, seed, mask_history, ...).
     """
-    model.eval()
-    limit = item_token_limit(model.config, min(max_length, 128))
-    items = torch.nn.functional.normalize(encode_item_texts(model, tokenizer, data.item_texts, projection,
-                                                            max_length=limit), dim=1)
-    sequences = data.sequences
-
-    def score(rows, positions):
-        return items[[sequences[r][p - 1] for r, p in zip(rows, positions)]] @ items.T
-
-    return evaluate_scorer(score, data, split, ks, **options)
+    items = torch.nn.functional.normalize(_item_features(model, tokenizer, data, projection, max_length), dim=1)
+    return _evaluate_by_last_item(items, items, data, split, ks, options)
 
 
 def evaluate_last_item(model, tokenizer, data: RecData, split: str = "test", ks=DEFAULT_KS, max_length: int = 128,
@@ -237,11 +229,22 @@ def evaluate_last_item(model, tokenizer, data: RecData, split: str = "test", ks=
     items are. It scores the checkpoints `lmrec-hf probe --user-feature last-item` saves, as the probe did.
     `options` are `evaluate_scorer`'s.
     """
-    model.eval()
-    limit = item_token_limit(model.config, min(max_length, 128))
-    z = encode_item_texts(model, tokenizer, data.item_texts, None, max_length=limit)
+    z = _item_features(model, tokenizer, data, None, max_length)
     with torch.no_grad():
         users, items = model.user_projection(z), model.item_projection(z)
+    return _evaluate_by_last_item(users, items, data, split, ks, options)
+
+
+def _item_features(model, tokenizer, data: RecData, projection: str | None, max_length: int) -> torch.Tensor:
+    """Every item's z (or W_i z), cut as items are (the checkpoint's item limit, at most `max_length` and 128)."""
+    model.eval()
+    limit = item_token_limit(model.config, min(max_length, 128))
+    return encode_item_texts(model, tokenizer, data.item_texts, projection, max_length=limit)
+
+
+def _evaluate_by_last_item(users: torch.Tensor, items: torch.Tensor, data: RecData, split: str, ks,
+                           options: dict) -> dict[str, float]:
+    """Each user ranked by `users[its last history item] @ items.T` (row i = item i on both sides)."""
     sequences = data.sequences
 
     def score(rows, positions):
