@@ -113,3 +113,29 @@ def test_the_runner_refuses_a_rate_or_step_count_that_cannot_train(capsys):
         with pytest.raises(SystemExit):  # refused before any data or encoder is loaded
             transfer.main(["run", "--rows", "lora", *bad])
         assert said in capsys.readouterr().err
+
+
+def test_the_report_names_each_rows_encoder_and_calls_out_two_pretrainings_at_one_path(tmp_path):
+    import pytest
+
+    from lmrec_hf.transfer import encoder_fingerprint
+
+    tl, lm = "outputs/pretrain-cpu/model", "outputs/pretrain-cpu-lm/model"
+    one = [_record("probe-tl", 0, 1.0, 0.01, encoder=tl, encoder_sha256="sha256:" + "a" * 64),
+           _record("finetune", 42, 1.0, 0.05, encoder=tl, encoder_sha256="sha256:" + "a" * 64),
+           _record("probe-tl-lm", 0, 1.0, 0.01, encoder=lm, encoder_sha256="sha256:" + "b" * 64),
+           _record("id-transformer", 0, 1.0, 0.09)]  # no encoder: not listed
+    line = transfer.encoders_line(one)
+    assert line == (f"Encoders (first 12 digits of the weights' sha256): `{lm}` bbbbbbbbbbbb (LMRec^TL-lm probe); "
+                    f"`{tl}` aaaaaaaaaaaa (LMRec^TL probe; LMRec^TL full finetune).")
+    assert line in transfer.render(one)
+    older = _record("lora", 42, 1.0, 0.02, encoder=tl)  # from before the hash was kept
+    line = transfer.encoders_line([*one, older])
+    assert f"`{tl}` hash not recorded (LMRec^TL + LoRA (r 8, attention))" in line
+    assert line.endswith(f"Rows read more than one pretraining at `{tl}`: compare across them with care.")
+    assert transfer.encoders_line([_record("popularity", 0, 1.0, 0.03)]) == ""
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    assert encoder_fingerprint(tmp_path) == "sha256:" + __import__("hashlib").sha256(b"weights").hexdigest()
+    with pytest.raises(ValueError, match="holds no model\\*.safetensors"):
+        encoder_fingerprint(tmp_path / "empty")

@@ -228,6 +228,10 @@ def run_row(row: str, seed: int, share: float, args, argv: list[str]) -> dict:
                            for group in ("cold", "warm")})
     else:
         raise ValueError(f"unknown row {row!r}; rows are {list(ROWS)}.")
+    if "encoder" in record:  # which pretraining the row read: the path alone names whatever was trained there last
+        from lmrec_hf.transfer import encoder_fingerprint
+
+        record["encoder_sha256"] = encoder_fingerprint(ROOT / record["encoder"])
     record["training_users"] = data.info.get("training_users", len(data.users))
     if cold:
         record.update(cold_fraction=cold, cold_items=len(data.info["cold_items"]))
@@ -325,8 +329,31 @@ def render(records: list[dict]) -> str:
                 cells += [_cell([r[f"metrics_{part}"][k] for r in group]) for k in ("recall@10", "ndcg@10")]
             lines.append(f"| {name} | {', '.join(str(r['seed']) for r in group)} | " + " | ".join(cells) + " |")
     commands = sorted({f"`{r['command']}`" for r in records + cold_records})
-    lines += ["", "Commands: " + "; ".join(commands), "", END]
+    lines += ["", encoders_line(records + cold_records), "", "Commands: " + "; ".join(commands), "", END]
     return "\n".join(lines)
+
+
+def encoders_line(records: list[dict]) -> str:
+    """
+    Which pretrained encoder each row read, by the hash of its weights (`encoder_sha256`, first 12 digits). A path
+    names whatever was trained there last, so a path seen with two hashes (or with a hash and records from before
+    hashes were kept, "hash not recorded") is called out: those rows come from different pretrainings.
+    """
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        if "encoder" in r:
+            sha = r.get("encoder_sha256")
+            digest = sha.split(":", 1)[1][:12] if sha else "hash not recorded"
+            groups.setdefault((r["encoder"], digest), []).append(r)
+    if not groups:
+        return ""
+    parts = [f"`{path}` {digest} ({'; '.join(row_name(key) for key in row_keys(group))})"
+             for (path, digest), group in sorted(groups.items())]
+    paths = [path for path, _ in groups]
+    mixed = sorted({path for path in paths if paths.count(path) > 1})
+    warning = (f" Rows read more than one pretraining at {', '.join(f'`{p}`' for p in mixed)}: compare across them "
+               "with care.") if mixed else ""
+    return "Encoders (first 12 digits of the weights' sha256): " + "; ".join(parts) + "." + warning
 
 
 def plot_scarce(records: list[dict], path: Path) -> None:

@@ -95,6 +95,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def encoder_fingerprint(model_dir: str | Path) -> str:
+    """"sha256:" and the hash of a checkpoint's weight files: which encoder a feature cache or a record came from,
+    wherever the folder lies."""
+    weights = sorted(Path(model_dir).glob("model*.safetensors"))
+    if not weights:
+        raise ValueError(f"{model_dir} holds no model*.safetensors; expected a folder `save_pretrained` wrote.")
+    return "sha256:" + "+".join(file_sha256(w) for w in weights)
+
+
 def _all_users_train(data: RecData) -> RecData:
     """The data with every training user marked to train: the features cover them all, whatever the share, so one
     cache serves every scarce-data run."""
@@ -374,8 +383,7 @@ def run_probe(model_dir: str | Path, data: RecData, output_dir: str | Path, args
                          "--output-dir, or move the old one away.")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = LMRecForJointModeling.from_pretrained(model_dir).eval()
-    weights = sorted(model_dir.glob("model*.safetensors"))
-    model_id = "sha256:" + "+".join(file_sha256(w) for w in weights)  # the weights, wherever they lie
+    model_id = encoder_fingerprint(model_dir)
     cache = Path(features_cache) if features_cache else output_dir / FEATURES_FILE
     extract_start = time.time()
     features = probe_features(model, tokenizer, data, model_id, max_length, max_history_items, cache=cache,
