@@ -63,7 +63,12 @@ def run_lmrec(args, seed: int) -> dict:
 
     curve = QualityCurveCallback(evaluate, args.every, keep_best="valid_recall@10" if args.keep_best else None)
     result = train_from_args(model_args, data_args, objective, train_args, callbacks=[curve])
-    return {"points": curve.points, "steps": result["steps"], "train_time_s": result["train_time_s"],
+    started = {}
+    if model_args.init_from:  # a pretrained start: which weights, since its path names whatever was trained there last
+        from lmrec_hf.transfer import encoder_fingerprint
+
+        started = {"encoder": model_args.init_from, "encoder_sha256": encoder_fingerprint(model_args.init_from)}
+    return {**started, "points": curve.points, "steps": result["steps"], "train_time_s": result["train_time_s"],
             "metrics": result["lmrec"], "preset": model_args.preset, "recipe": args.recipe,
             "overrides": args.overrides, "trainable_parameters": result["trainable_parameters"],
             "rec_batch_size": train_args.rec_batch_size, "max_history_items": train_args.max_history_items}
