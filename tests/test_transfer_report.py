@@ -64,10 +64,18 @@ def test_the_from_scratch_row_comes_from_the_best_recipes_curve_runs(tmp_path, m
                 dict(run, steps=steps + 100),  # an older, longer run of the recipe
                 dict(run, overrides=["--learning_rate", "5e-4"]),  # the recipe changed on the command line
                 dict(run, keep_best="valid_recall@10"),  # picked by valid: another selection
-                dict(run, model_id="id-transformer")]
-    monkeypatch.setattr(curve, "load_records", lambda: [run, *not_rows])
-    scratch = [r for r in transfer.load_records() if r["row_id"] == "scratch"]
+                dict(run, model_id="id-transformer"),
+                dict(run, overrides=["--init_from", "enc", "--learning_rate", "5e-4"]),  # a pretrained start, tuned
+                dict(run, overrides=["--init_from"])]  # malformed
+    started = dict(run, seed=43, overrides=["--init_from", "enc", "--max_length", "128"], encoder="enc",
+                   encoder_sha256="sha256:" + "c" * 64, metrics={"recall@10": 0.095})
+    monkeypatch.setattr(curve, "load_records", lambda: [run, *not_rows, started])
+    records = transfer.load_records()
+    scratch = [r for r in records if r["row_id"] == "scratch"]
     assert len(scratch) == 1 and scratch[0]["row"] == transfer.ROWS["scratch"]
+    finetuned = [r for r in records if r["row_id"] == "finetune-recipe"]
+    assert len(finetuned) == 1 and finetuned[0]["seed"] == 43 and finetuned[0]["encoder_sha256"].endswith("c" * 64)
+    assert finetuned[0]["metrics"]["recall@10"] == 0.095 and "encoder" not in scratch[0]
     # the training loop's clock (evaluations out), and the finetune's 266 steps per epoch at 1 s a step
     assert scratch[0]["train_time_s"] == steps and scratch[0]["epoch_time_s"] == 266.0
     assert scratch[0]["trainable_parameters"] == 123 and scratch[0]["metrics"]["recall@10"] == 0.09
@@ -78,6 +86,8 @@ def test_the_runner_refuses_a_full_data_scratch_run_and_scales_from_scratch_step
 
     with pytest.raises(ValueError, match="read from issue 24's time-to-quality runs.*got 1"):
         transfer.check_row("scratch", 1.0, None)
+    with pytest.raises(ValueError, match="'finetune-recipe' row is read from.*--init_from"):
+        transfer.check_row("finetune-recipe", 0.1, None)
     transfer.check_row("scratch", 0.01, None)
     transfer.check_row("scratch", 1.0, 0.1)  # the curve runs hold no cold items out
     assert [transfer.scaled_steps(1800, s) for s in (0.01, 0.1, 0.25, 1.0)] == [200, 200, 450, 1800]

@@ -48,6 +48,7 @@ ROWS = {
     "scratch": "LMRec from scratch (scientific-best-cpu.yaml runs, issue 24)",
     "lora": "LMRec^TL + LoRA (r 8, attention)",
     "finetune": "LMRec^TL full finetune",
+    "finetune-recipe": "LMRec^TL full finetune with scientific-best-cpu.yaml (curve runs, issue 24)",
     "id-transformer": "ID transformer",
     "popularity": "Popularity",
 }
@@ -113,6 +114,10 @@ def recipe_steps(recipe: Path) -> int:
 
 def check_row(row: str, share: float, cold: float | None) -> None:
     """Refuses the runs this script would only duplicate, before any data is loaded."""
+    if row == "finetune-recipe":
+        raise ValueError("the 'finetune-recipe' row is read from issue 24's time-to-quality runs started from the "
+                         "encoder: run `python training/curve.py run --model lmrec --seeds 42 --every 700 --init_from "
+                         "outputs/pretrain-cpu/model --max_length 128`, then `python training/transfer.py report`.")
     if row == "scratch" and share == 1 and not cold:
         raise ValueError("the full-data 'scratch' row is read from issue 24's time-to-quality runs: run `python "
                          "training/curve.py run --model lmrec --seeds 42 43 44 --every 700`; `--rows scratch` here "
@@ -248,32 +253,50 @@ def save_record(record: dict) -> Path:
 
 def load_records() -> list[dict]:
     records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))] if RECORDS.exists() else []
-    return records + scratch_records(records)
+    return records + curve_rows(records)
 
 
-def scratch_records(records: list[dict]) -> list[dict]:
+def curve_row_id(record: dict, steps: int) -> str | None:
     """
-    The "LMRec from scratch" row: issue 24's best CPU recipe, read from its time-to-quality runs
-    (docs/results/runs/curve/), which train on Scientific's whole training part: the runs of the recipe as it stands
-    (its `max_steps`, no overrides, no `--keep-best`), so an older, longer run of it is not pooled in. Its epoch is
-    the finetune's (the same prefix-pair rows and batch size); its total time is the training loop's clock,
-    evaluations left out.
+    The transfer row an issue 24 time-to-quality run belongs to, or None: a run of the best recipe as it stands (its
+    `max_steps`, no `--keep-best`) is "scratch" with no overrides, and "finetune-recipe" when the only overrides start
+    it from a pretrained encoder (`--init_from`, with the encoder's `--max_length`). Any other change is another
+    recipe, so an older, longer run or a tuned one is not pooled in.
+    """
+    if (record["model_id"] != "lmrec" or Path(record.get("recipe") or "").name != BEST_RECIPE.name
+            or record["steps"] != steps or record.get("keep_best")):
+        return None
+    overrides = record.get("overrides") or []
+    if not overrides:
+        return "scratch"
+    names = overrides[0::2]
+    if len(overrides) % 2 == 0 and "--init_from" in names and set(names) <= {"--init_from", "--max_length"}:
+        return "finetune-recipe"
+    return None
+
+
+def curve_rows(records: list[dict]) -> list[dict]:
+    """
+    The rows read from issue 24's time-to-quality runs (docs/results/runs/curve/), which train on Scientific's whole
+    training part with the best CPU recipe (`curve_row_id`): "LMRec from scratch", and the same recipe started from
+    the pretrained encoder. Their epoch is the finetune's (the same prefix-pair rows and batch size); their total
+    time is the training loop's clock, evaluations left out.
     """
     import curve
 
-    recipe = BEST_RECIPE
-    steps = recipe_steps(recipe)
+    steps = recipe_steps(BEST_RECIPE)
     per_epoch = next((r["steps_per_epoch"] for r in records if r["row_id"] == "finetune" and "steps_per_epoch" in r),
                      None)
     rows = []
     for r in curve.load_records():
-        if (r["model_id"] != "lmrec" or Path(r.get("recipe") or "").name != recipe.name or r["steps"] != steps
-                or r.get("overrides") or r.get("keep_best")):
+        row_id = curve_row_id(r, steps)
+        if row_id is None:
             continue
         seconds = r["points"][-1]["train_s"]
-        row = {"row_id": "scratch", "row": ROWS["scratch"], "seed": r["seed"], "train_share": 1.0,
+        row = {"row_id": row_id, "row": ROWS[row_id], "seed": r["seed"], "train_share": 1.0,
                "metrics": r["metrics"], "train_time_s": seconds, "command": r["command"],
                "trainable_parameters": r.get("trainable_parameters") or curve.recipe_parameters(r["recipe"])}
+        row.update({key: r[key] for key in ("encoder", "encoder_sha256") if key in r})
         if per_epoch:
             row["epoch_time_s"] = round(seconds / r["steps"] * per_epoch, 1)
         rows.append(row)
