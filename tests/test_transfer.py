@@ -183,6 +183,11 @@ def test_a_transfer_refuses_a_checkpoint_without_a_trunk(base, toy, tmp_path):
                                                   "lora_r": 2, "output_dir": str(tmp_path / "lora")}))
     with pytest.raises(ValueError, match="`lora_r` 4 adapts a pretrained encoder, but no `init_from` was given"):
         load_train_config(None, {"lora_r": 4})
+    with pytest.raises(ValueError, match=r"max_length 128 is longer than the 64 positions of the encoder at .*"
+                                         r"Pass --max_length 64 \(or less\)"):  # refused before any training
+        train_from_args(*load_train_config(None, {**_TINY, "data": str(folder), "init_from": str(base),
+                                                  "max_length": 128, "output_dir": str(tmp_path / "long")}))
+    assert not (tmp_path / "long" / "model").exists()
 
 
 _TINY = {"preset": "1.7m", "vocab_size": 300, "max_steps": 2, "lm_batch_size": 2, "rec_batch_size": 2,

@@ -299,6 +299,10 @@ def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArgument
         init = check_encoder_checkpoint(model_args.init_from)
         model = LMRecForJointModeling.from_pretrained(init)
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(init)
+        if args.max_length > model.config.n_positions:  # a longer row would index past the position table
+            raise ValueError(f"max_length {args.max_length} is longer than the {model.config.n_positions} positions "
+                             f"of the encoder at {init}. Pass --max_length {model.config.n_positions} (or less) to "
+                             "start from it.")
     else:
         if tokenizer is None:
             corpus = tokenizer_corpus(data, lm_stream, model_args.tokenizer_source, model_args.tokenizer_texts,
