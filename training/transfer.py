@@ -285,8 +285,8 @@ def curve_rows(records: list[dict]) -> list[dict]:
     import curve
 
     steps = recipe_steps(BEST_RECIPE)
-    per_epoch = next((r["steps_per_epoch"] for r in records if r["row_id"] == "finetune" and "steps_per_epoch" in r),
-                     None)
+    per_epoch = next((r["steps_per_epoch"] for r in records if r["row_id"] == "finetune" and "steps_per_epoch" in r
+                      and not r.get("cold_fraction")), None)  # all the data's rows: a cold run trains on fewer
     rows = []
     for r in curve.load_records():
         row_id = curve_row_id(r, steps)
