@@ -128,3 +128,27 @@ def test_a_keep_best_run_gets_its_own_record_file(tmp_path, monkeypatch):
     assert len(curve.load_records()) == 3  # the plain run's record is not overwritten
     assert curve._label(json.loads(changed.read_text())) == ("LMRec (scientific-best-cpu.yaml, 1,000 steps, "
                                                              "--item_id_embeddings true)")
+
+
+def test_a_change_to_the_recipe_is_judged_on_valid_against_the_plain_run_of_its_seed():
+    recipe = "training/configs/scientific-best-cpu.yaml"
+    plain = [_record("lmrec", 42, 0.10, recipe), _record("lmrec", 43, 0.102, recipe)]  # best valid 0.100 / 0.102
+    # better on valid but worse on test: the verdict follows valid, never test
+    better = dict(_record("lmrec", 42, 0.12, recipe), overrides=["--vocab_size", "4096"],
+                  metrics={"recall@10": 0.05, "ndcg@10": 0.02})
+    noise = dict(_record("lmrec", 43, 0.1035, recipe), overrides=["--num_negatives", "0"])
+    worse = dict(_record("lmrec", 42, 0.08, recipe), overrides=["--max_history_items", "10"])
+    unmatched = dict(_record("lmrec", 44, 0.2, recipe), overrides=["--max_history_items", "10"])
+    lines = curve.render_changes([*plain, better, noise, worse, unmatched, _record("id-transformer", 42, 0.3)])
+    text = "\n".join(lines)
+    assert "best valid points read 0.1010 ± 0.0014 over 2 seeds at 1.20 s a step" in text
+    assert "past twice that spread (0.0028)" in text
+    rows = {(line.split(" | ")[0], line.split(" | ")[1]): line for line in lines if line.startswith("| `")}
+    assert rows[("| `--vocab_size 4096`", "42")].endswith(
+        "| 0.1200 (1,000) | +0.0200 | 0.1200 | better | 0.1200 | 0.0500 |")
+    assert "| +0.0015 | 0.1035 | seed noise |" in rows[("| `--num_negatives 0`", "43")]
+    assert "| -0.0200 | 0.0800 | worse |" in rows[("| `--max_history_items 10`", "42")]
+    assert "| no plain run of this seed | 0.2000 | not compared |" in rows[("| `--max_history_items 10`", "44")]
+    assert curve.render_changes(plain) == []  # nothing changed: no table
+    single = "\n".join(curve.render_changes([plain[0], better]))
+    assert "(unknown (one plain seed))" in single and "| +0.0200 | 0.1200 | not judged: one plain seed |" in single

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -158,12 +159,59 @@ def render(records: list[dict]) -> str:
         lines.append(f"| {_label(r)} | {r['seed']} | {r['steps']:,} | {r['points'][-1]['train_s']:,.0f} | {points} | "
                      f"{best['test_recall@10']:.4f} ({best['train_s']:,.0f}) | {r['metrics']['recall@10']:.4f} | "
                      f"{r['metrics']['ndcg@10']:.4f} |")
+    lines += render_changes(records)
     lines += ["", "Final test Recall@10, mean ± std over seeds: " +
               _summary(records, lambda r: r["metrics"]["recall@10"]) + ".", "",
               "Test Recall@10 picked by valid, mean ± std over seeds: " +
               _summary(records, lambda r: best_valid_point(r)["test_recall@10"]) + ".", "",
               "Commands: " + "; ".join(sorted({f"`{r['command']}`" for r in records})), "", END]
     return "\n".join(lines)
+
+
+def render_changes(records: list[dict]) -> list[str]:
+    """Changes to a recipe, picked on valid: each LMRec run with command-line overrides against the
+    recipe's plain run of the same seed, by its best valid Recall@10. A change counts as better or worse only when it
+    moves the best valid point by more than twice the plain runs' spread over seeds (one seed's change is otherwise
+    noise). Test is shown, never used to pick."""
+    lmrec = [r for r in records if r["model_id"] == "lmrec" and r.get("recipe") and not r.get("keep_best")]
+    lines: list[str] = []
+    for recipe in sorted({r["recipe"] for r in lmrec}):
+        plain: dict[int, list[dict]] = {}
+        for r in lmrec:
+            if r["recipe"] == recipe and not r.get("overrides"):
+                plain.setdefault(r["steps"], []).append(r)
+        changed = [r for r in lmrec if r["recipe"] == recipe and r.get("overrides")]
+        if not plain or not changed:
+            continue
+        base_steps, base = max(plain.items(), key=lambda kv: (len(kv[1]), kv[0]))  # the most seeds: the recipe's run
+        best = {r["seed"]: best_valid_point(r)["valid_recall@10"] for r in base}
+        spread = 2 * statistics.stdev(best.values()) if len(best) > 1 else None
+        per_step = statistics.mean(r["points"][-1]["train_s"] / r["steps"] for r in base)
+        noise = f"{spread:.4f}" if spread is not None else "unknown (one plain seed)"
+        lines += ["", f"### Changes to {Path(recipe).name} against its plain run, picked on valid (generated)", "",
+                  f"Each run changes the recipe on the command line; it is compared with the plain recipe's run "
+                  f"({base_steps:,} steps) of the same seed by its best valid Recall@10. The plain runs' best valid "
+                  f"points read {_mean_std(list(best.values()))} over {len(best)} seed{'s' if len(best) > 1 else ''} "
+                  f"at {per_step:.2f} s a step, so a change counts only past twice that spread ({noise}). Seconds "
+                  "a step come from the run's own clock and move with whatever else shared the cores. Test is shown "
+                  "and never used to pick.", "",
+                  "| change | seed | steps | s / step | best valid R@10 (step) | vs plain, same seed | final valid "
+                  "R@10 | verdict on valid | test R@10 at best valid | final test R@10 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in sorted(changed, key=lambda r: (" ".join(r["overrides"]), r["seed"])):
+            top = best_valid_point(r)
+            if r["seed"] in best:
+                delta = top["valid_recall@10"] - best[r["seed"]]
+                versus = f"{delta:+.4f}"
+                verdict = ("not judged: one plain seed" if spread is None else "seed noise" if abs(delta) <= spread
+                           else "better" if delta > 0 else "worse")
+            else:
+                versus, verdict = "no plain run of this seed", "not compared"
+            lines.append(f"| `{' '.join(r['overrides'])}` | {r['seed']} | {r['steps']:,} | "
+                         f"{r['points'][-1]['train_s'] / r['steps']:.2f} | {top['valid_recall@10']:.4f} "
+                         f"({top['step']:,}) | {versus} | {r['points'][-1]['valid_recall@10']:.4f} | {verdict} | "
+                         f"{top['test_recall@10']:.4f} | {r['metrics']['recall@10']:.4f} |")
+    return lines
 
 
 def _summary(records: list[dict], figure) -> str:
