@@ -152,3 +152,31 @@ def test_a_change_to_the_recipe_is_judged_on_valid_against_the_plain_run_of_its_
     assert curve.render_changes(plain) == []  # nothing changed: no table
     single = "\n".join(curve.render_changes([plain[0], better]))
     assert "(unknown (one plain seed))" in single and "| +0.0200 | 0.1200 | not judged: one plain seed |" in single
+
+
+def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_of_the_same_seeds():
+    recipe = "training/configs/scientific-best-cpu.yaml"
+    plain = [_record("lmrec", 42, 0.10, recipe), _record("lmrec", 43, 0.102, recipe),
+             _record("lmrec", 44, 0.104, recipe)]  # best valid 0.100 ± 0.002: one seed's bar 0.004
+    # +0.003 on each seed: noise for one seed (0.003 < 0.004), past the bar for the mean of three (0.004 / √3 = 0.0023)
+    change = [dict(_record("lmrec", seed, valid, recipe), overrides=["--vocab_size", "4096"])
+              for seed, valid in ((42, 0.103), (43, 0.105), (44, 0.107))]
+    worse = [dict(_record("lmrec", seed, valid, recipe), overrides=["--num_negatives", "0"])
+             for seed, valid in ((42, 0.095), (43, 0.097))]  # -0.005 on the mean of two: past 0.004 / √2 = 0.0028
+    noise = [dict(_record("lmrec", seed, valid, recipe), overrides=["--max_history_items", "10"])
+             for seed, valid in ((42, 0.101), (43, 0.102))]  # +0.0005 on the mean
+    lone = dict(_record("lmrec", 45, 0.2, recipe), overrides=["--item_max_length", "64"])  # no plain seed 45
+    lines = curve.render_changes([*plain, *change, *worse, *noise, lone, dict(lone, seed=46)])
+    per_seed = [line for line in lines if line.split(" | ")[:2] in (["| `--vocab_size 4096`", f"{seed}"]
+                                                                    for seed in (42, 43, 44))]
+    assert len(per_seed) == 3 and all("| +0.0030 |" in line and "| seed noise |" in line for line in per_seed)
+    rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| `") and " | 42, " in line}
+    assert rows["| `--vocab_size 4096`"].startswith(
+        "| `--vocab_size 4096` | 42, 43, 44 | 1.20 | 0.1050 ± 0.0020 | 0.1020 ± 0.0020 | +0.0030 | 0.0023 | better |")
+    assert "| 42, 43 | 1.20 | 0.0960 ± 0.0014 | 0.1010 ± 0.0014 | -0.0050 | 0.0028 | worse |" in rows[
+        "| `--num_negatives 0`"]
+    assert "| +0.0005 | 0.0028 | seed noise |" in rows["| `--max_history_items 10`"]
+    lone_rows = [line for line in lines if line.startswith("| `--item_max_length 64`")]
+    assert len(lone_rows) == 2 and all("not compared" in line for line in lone_rows)  # no plain run: no mean row
+    single_seed = [*plain, change[0]]
+    assert "Over seeds" not in "\n".join(curve.render_changes(single_seed))

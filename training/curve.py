@@ -213,6 +213,38 @@ def render_changes(records: list[dict]) -> list[str]:
                          f"{r['points'][-1]['train_s'] / r['steps']:.2f} | {top['valid_recall@10']:.4f} "
                          f"({top['step']:,}) | {versus} | {r['points'][-1]['valid_recall@10']:.4f} | {verdict} | "
                          f"{top['test_recall@10']:.4f} | {r['metrics']['recall@10']:.4f} |")
+        lines += _changes_over_seeds(changed, best, spread)
+    return lines
+
+
+def _changes_over_seeds(changed: list[dict], plain_best: dict[int, float], spread: float | None) -> list[str]:
+    """A change run on two or more seeds that have plain runs: its mean best valid Recall@10 against the plain mean
+    over the same seeds. The one-seed rule scaled to a mean of n seeds: it counts past the plain spread's 2σ/√n."""
+    groups: dict[str, list[dict]] = {}
+    for r in changed:
+        if r["seed"] in plain_best:
+            groups.setdefault(" ".join(r["overrides"]), []).append(r)
+    groups = {change: runs for change, runs in groups.items() if len(runs) > 1}
+    if not groups:
+        return []
+    lines = ["", "Over seeds: a change's mean best valid Recall@10 against the plain runs of the same seeds. A mean of "
+             "n seeds counts past twice the plain spread divided by √n (the one-seed rule for a mean).", "",
+             "| change | seeds | s / step | best valid R@10 | plain, same seeds | difference | bar | verdict on valid "
+             "| test R@10 at best valid | final test R@10 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for change, runs in sorted(groups.items()):
+        runs = sorted(runs, key=lambda r: r["seed"])
+        valid = [best_valid_point(r)["valid_recall@10"] for r in runs]
+        plain = [plain_best[r["seed"]] for r in runs]
+        delta = statistics.mean(valid) - statistics.mean(plain)
+        bar = spread / len(runs) ** 0.5 if spread is not None else None
+        verdict = ("not judged: one plain seed" if bar is None else "seed noise" if abs(delta) <= bar
+                   else "better" if delta > 0 else "worse")
+        per_step = statistics.mean(r["points"][-1]["train_s"] / r["steps"] for r in runs)
+        lines.append(f"| `{change}` | {', '.join(str(r['seed']) for r in runs)} | {per_step:.2f} | "
+                     f"{_mean_std(valid)} | {_mean_std(plain)} | {delta:+.4f} | "
+                     f"{f'{bar:.4f}' if bar is not None else 'unknown'} | {verdict} | "
+                     f"{_mean_std([best_valid_point(r)['test_recall@10'] for r in runs])} | "
+                     f"{_mean_std([r['metrics']['recall@10'] for r in runs])} |")
     return lines
 
 
