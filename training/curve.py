@@ -205,8 +205,7 @@ def render_changes(records: list[dict]) -> list[str]:
             if r["seed"] in best:
                 delta = top["valid_recall@10"] - best[r["seed"]]
                 versus = f"{delta:+.4f}"
-                verdict = ("not judged: one plain seed" if spread is None else "seed noise" if abs(delta) <= spread
-                           else "better" if delta > 0 else "worse")
+                verdict = _verdict(delta, spread)
             else:
                 versus, verdict = "no plain run of this seed", "not compared"
             lines.append(f"| `{' '.join(r['overrides'])}` | {r['seed']} | {r['steps']:,} | "
@@ -215,6 +214,12 @@ def render_changes(records: list[dict]) -> list[str]:
                          f"{top['test_recall@10']:.4f} | {r['metrics']['recall@10']:.4f} |")
         lines += _changes_over_seeds(changed, best, spread)
     return lines
+
+
+def _verdict(delta: float, bar: float | None) -> str:
+    """A change's verdict on valid: better or worse only past the noise bar (unknown with one plain seed)."""
+    return ("not judged: one plain seed" if bar is None else "seed noise" if abs(delta) <= bar
+            else "better" if delta > 0 else "worse")
 
 
 def _changes_over_seeds(changed: list[dict], plain_best: dict[int, float], spread: float | None) -> list[str]:
@@ -237,8 +242,7 @@ def _changes_over_seeds(changed: list[dict], plain_best: dict[int, float], sprea
         plain = [plain_best[r["seed"]] for r in runs]
         delta = statistics.mean(valid) - statistics.mean(plain)
         bar = spread / len(runs) ** 0.5 if spread is not None else None
-        verdict = ("not judged: one plain seed" if bar is None else "seed noise" if abs(delta) <= bar
-                   else "better" if delta > 0 else "worse")
+        verdict = _verdict(delta, bar)
         per_step = statistics.mean(r["points"][-1]["train_s"] / r["steps"] for r in runs)
         lines.append(f"| `{change}` | {', '.join(str(r['seed']) for r in runs)} | {per_step:.2f} | "
                      f"{_mean_std(valid)} | {_mean_std(plain)} | {delta:+.4f} | "
