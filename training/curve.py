@@ -188,7 +188,7 @@ def render_changes(records: list[dict]) -> list[str]:
         base_steps, base = max(plain.items(), key=lambda kv: (len(kv[1]), kv[0]))  # the most seeds: the recipe's run
         best = {r["seed"]: best_valid_point(r)["valid_recall@10"] for r in base}
         spread = 2 * statistics.stdev(best.values()) if len(best) > 1 else None
-        per_step = statistics.mean(r["points"][-1]["train_s"] / r["steps"] for r in base)
+        per_step = statistics.mean(_seconds_per_step(r) for r in base)
         noise = f"{spread:.4f}" if spread is not None else "unknown (one plain seed)"
         lines += ["", f"### Changes to {Path(recipe).name} against its plain run, picked on valid (generated)", "",
                   f"Each run changes the recipe on the command line; it is compared with the plain recipe's run "
@@ -209,11 +209,16 @@ def render_changes(records: list[dict]) -> list[str]:
             else:
                 versus, verdict = "no plain run of this seed", "not compared"
             lines.append(f"| `{' '.join(r['overrides'])}` | {r['seed']} | {r['steps']:,} | "
-                         f"{r['points'][-1]['train_s'] / r['steps']:.2f} | {top['valid_recall@10']:.4f} "
+                         f"{_seconds_per_step(r):.2f} | {top['valid_recall@10']:.4f} "
                          f"({top['step']:,}) | {versus} | {r['points'][-1]['valid_recall@10']:.4f} | {verdict} | "
                          f"{top['test_recall@10']:.4f} | {r['metrics']['recall@10']:.4f} |")
         lines += _changes_over_seeds(changed, best, spread)
     return lines
+
+
+def _seconds_per_step(record: dict) -> float:
+    """Seconds of training a step, on the run's own clock (evaluations left out)."""
+    return record["points"][-1]["train_s"] / record["steps"]
 
 
 def _verdict(delta: float, bar: float | None) -> str:
@@ -225,6 +230,8 @@ def _verdict(delta: float, bar: float | None) -> str:
 def _changes_over_seeds(changed: list[dict], plain_best: dict[int, float], spread: float | None) -> list[str]:
     """A change run on two or more seeds that have plain runs: its mean best valid Recall@10 against the plain mean
     over the same seeds. The one-seed rule scaled to a mean of n seeds: it counts past the plain spread's 2σ/√n."""
+    if spread is None:  # one plain seed: no change has two seeds to compare with it
+        return []
     groups: dict[str, list[dict]] = {}
     for r in changed:
         if r["seed"] in plain_best:
@@ -241,12 +248,11 @@ def _changes_over_seeds(changed: list[dict], plain_best: dict[int, float], sprea
         valid = [best_valid_point(r)["valid_recall@10"] for r in runs]
         plain = [plain_best[r["seed"]] for r in runs]
         delta = statistics.mean(valid) - statistics.mean(plain)
-        bar = spread / len(runs) ** 0.5 if spread is not None else None
-        verdict = _verdict(delta, bar)
-        per_step = statistics.mean(r["points"][-1]["train_s"] / r["steps"] for r in runs)
+        bar = spread / len(runs) ** 0.5
+        per_step = statistics.mean(_seconds_per_step(r) for r in runs)
         lines.append(f"| `{change}` | {', '.join(str(r['seed']) for r in runs)} | {per_step:.2f} | "
                      f"{_mean_std(valid)} | {_mean_std(plain)} | {delta:+.4f} | "
-                     f"{f'{bar:.4f}' if bar is not None else 'unknown'} | {verdict} | "
+                     f"{bar:.4f} | {_verdict(delta, bar)} | "
                      f"{_mean_std([best_valid_point(r)['test_recall@10'] for r in runs])} | "
                      f"{_mean_std([r['metrics']['recall@10'] for r in runs])} |")
     return lines
