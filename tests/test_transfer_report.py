@@ -46,7 +46,7 @@ def test_the_report_renders_the_tables_and_the_plot_from_records(tmp_path, monke
     assert results_md.read_text().count(transfer.BEGIN) == 1 and "| row | 0.01" not in results_md.read_text()
 
 
-def test_the_from_scratch_row_comes_from_the_best_recipes_curve_runs(tmp_path, monkeypatch):
+def test_the_from_scratch_row_comes_from_curve_runs_at_its_own_settings(tmp_path, monkeypatch):
     import json
 
     import curve
@@ -55,13 +55,20 @@ def test_the_from_scratch_row_comes_from_the_best_recipes_curve_runs(tmp_path, m
     monkeypatch.setattr(transfer, "RECORDS", tmp_path)
     (tmp_path / "finetune.json").write_text(json.dumps(_record("finetune", 42, 1.0, 0.05, steps_per_epoch=266,
                                                                epoch_time_s=400.0)))
-    steps = yaml.safe_load((transfer.ROOT / "training/configs/scientific-best-cpu.yaml").read_text())["max_steps"]
+    steps = transfer.SCRATCH_SETTINGS["max_steps"]
     run = {"model_id": "lmrec", "seed": 42, "recipe": "training/configs/scientific-best-cpu.yaml", "steps": steps,
            "train_time_s": 5000.0, "points": [{"train_s": 2000.0}, {"train_s": steps * 1.0}],
            "metrics": {"recall@10": 0.09}, "trainable_parameters": 123, "command": "python training/curve.py run",
-           "overrides": []}
+           "overrides": [], "max_history_items": 20}
+    recipe = yaml.safe_load((transfer.ROOT / "training/configs/scientific-best-cpu.yaml").read_text())
+    now = {"steps": recipe["max_steps"], "max_history_items": recipe["max_history_items"]}
+    assert now != {"steps": steps, "max_history_items": 20}  # the recipe moved on; the row keeps its settings
+    # the same settings set on the command line over the recipe as it stands: the same row
+    pinned = dict(run, seed=44, overrides=["--max_history_items", "20", "--max_steps", str(steps)])
     not_rows = [dict(run, recipe="training/configs/scientific-cpu.yaml"),  # not the best recipe
                 dict(run, steps=steps + 100),  # an older, longer run of the recipe
+                dict(run, **now),  # the recipe as it stands now: another recipe than the row's
+                dict(run, max_history_items=10),  # 10-item histories at the row's steps
                 dict(run, overrides=["--learning_rate", "5e-4"]),  # the recipe changed on the command line
                 dict(run, keep_best="valid_recall@10"),  # picked by valid: another selection
                 dict(run, model_id="id-transformer"),
@@ -69,10 +76,10 @@ def test_the_from_scratch_row_comes_from_the_best_recipes_curve_runs(tmp_path, m
                 dict(run, overrides=["--init_from"])]  # malformed
     started = dict(run, seed=43, overrides=["--init_from", "enc", "--max_length", "128"], encoder="enc",
                    encoder_sha256="sha256:" + "c" * 64, metrics={"recall@10": 0.095})
-    monkeypatch.setattr(curve, "load_records", lambda: [run, *not_rows, started])
+    monkeypatch.setattr(curve, "load_records", lambda: [run, *not_rows, started, pinned])
     records = transfer.load_records()
     scratch = [r for r in records if r["row_id"] == "scratch"]
-    assert len(scratch) == 1 and scratch[0]["row"] == transfer.ROWS["scratch"]
+    assert [r["seed"] for r in scratch] == [42, 44] and scratch[0]["row"] == transfer.ROWS["scratch"]
     finetuned = [r for r in records if r["row_id"] == "finetune-recipe"]
     assert len(finetuned) == 1 and finetuned[0]["seed"] == 43 and finetuned[0]["encoder_sha256"].endswith("c" * 64)
     assert finetuned[0]["metrics"]["recall@10"] == 0.095 and "encoder" not in scratch[0]
