@@ -287,8 +287,8 @@ def curve_rows(records: list[dict]) -> list[dict]:
     """
     The rows read from issue 24's time-to-quality runs (docs/results/runs/curve/), which train on Scientific's whole
     training part with the from-scratch row's recipe (`curve_row_id`): "LMRec from scratch", and the same recipe
-    started from the pretrained encoder. Their epoch is the finetune's (the same prefix-pair rows and batch size); their total
-    time is the training loop's clock, evaluations left out.
+    started from the pretrained encoder. Their epoch is the finetune's (the same prefix-pair rows and batch size);
+    their total time is the training loop's clock, evaluations left out.
     """
     import curve
 
