@@ -166,13 +166,16 @@ def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_
     noise = [dict(_record("lmrec", seed, valid, recipe), overrides=["--max_history_items", "10"])
              for seed, valid in ((42, 0.101), (43, 0.102))]  # +0.0005 on the mean
     lone = dict(_record("lmrec", 45, 0.2, recipe), overrides=["--item_max_length", "64"])  # no plain seed 45
-    lines = curve.render_changes([*plain, *change, *worse, *noise, lone, dict(lone, seed=46)])
-    per_seed = [line for line in lines if line.split(" | ")[:2] in (["| `--vocab_size 4096`", f"{seed}"]
+    # the same option over a longer recipe (the file's steps moved): its own change, never pooled with the above
+    longer = dict(_record("lmrec", 42, 0.2, recipe), overrides=["--vocab_size", "4096"], steps=2200)
+    lines = curve.render_changes([*plain, *change, *worse, *noise, lone, dict(lone, seed=46), longer])
+    per_seed = [line for line in lines if line.split(" | ")[:3] in (["| `--vocab_size 4096`", f"{seed}", "1,000"]
                                                                     for seed in (42, 43, 44))]
     assert len(per_seed) == 3 and all("| +0.0030 |" in line and "| seed noise |" in line for line in per_seed)
     rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| `") and " | 42, " in line}
     assert rows["| `--vocab_size 4096`"].startswith(
-        "| `--vocab_size 4096` | 42, 43, 44 | 1.20 | 0.1050 ± 0.0020 | 0.1020 ± 0.0020 | +0.0030 | 0.0023 | better |")
+        "| `--vocab_size 4096` | 1,000 | 42, 43, 44 | 1.20 | 0.1050 ± 0.0020 | 0.1020 ± 0.0020 | +0.0030 | 0.0023 | "
+        "better |")
     assert "| 42, 43 | 1.20 | 0.0960 ± 0.0014 | 0.1010 ± 0.0014 | -0.0050 | 0.0028 | worse |" in rows[
         "| `--num_negatives 0`"]
     assert "| +0.0005 | 0.0028 | seed noise |" in rows["| `--max_history_items 10`"]

@@ -232,25 +232,26 @@ def _changes_over_seeds(changed: list[dict], plain_best: dict[int, float], sprea
     over the same seeds. The one-seed rule scaled to a mean of n seeds: it counts past the plain spread's 2σ/√n."""
     if spread is None:  # one plain seed: no change has two seeds to compare with it
         return []
-    groups: dict[str, list[dict]] = {}
+    # The same options over another state of the recipe file (its steps or history length moved) are another change.
+    groups: dict[tuple[str, int, int | None], list[dict]] = {}
     for r in changed:
         if r["seed"] in plain_best:
-            groups.setdefault(" ".join(r["overrides"]), []).append(r)
-    groups = {change: runs for change, runs in groups.items() if len(runs) > 1}
+            groups.setdefault((" ".join(r["overrides"]), r["steps"], r.get("max_history_items")), []).append(r)
+    groups = {key: runs for key, runs in groups.items() if len(runs) > 1}
     if not groups:
         return []
     lines = ["", "Over seeds: a change's mean best valid Recall@10 against the plain runs of the same seeds. A mean of "
              "n seeds counts past twice the plain spread divided by √n (the one-seed rule for a mean).", "",
-             "| change | seeds | s / step | best valid R@10 | plain, same seeds | difference | bar | verdict on valid "
-             "| test R@10 at best valid | final test R@10 |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for change, runs in sorted(groups.items()):
+             "| change | steps | seeds | s / step | best valid R@10 | plain, same seeds | difference | bar "
+             "| verdict on valid | test R@10 at best valid | final test R@10 |", "|---" * 11 + "|"]
+    for (change, steps, _), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
         runs = sorted(runs, key=lambda r: r["seed"])
         valid = [best_valid_point(r)["valid_recall@10"] for r in runs]
         plain = [plain_best[r["seed"]] for r in runs]
         delta = statistics.mean(valid) - statistics.mean(plain)
         bar = spread / len(runs) ** 0.5
         per_step = statistics.mean(_seconds_per_step(r) for r in runs)
-        lines.append(f"| `{change}` | {', '.join(str(r['seed']) for r in runs)} | {per_step:.2f} | "
+        lines.append(f"| `{change}` | {steps:,} | {', '.join(str(r['seed']) for r in runs)} | {per_step:.2f} | "
                      f"{_mean_std(valid)} | {_mean_std(plain)} | {delta:+.4f} | "
                      f"{bar:.4f} | {_verdict(delta, bar)} | "
                      f"{_mean_std([best_valid_point(r)['test_recall@10'] for r in runs])} | "
