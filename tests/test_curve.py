@@ -154,6 +154,44 @@ def test_a_change_to_the_recipe_is_judged_on_valid_against_the_plain_run_of_its_
     assert "(unknown (one plain seed))" in single and "| +0.0200 | 0.1200 | not judged: one plain seed |" in single
 
 
+def test_an_option_over_an_adopted_state_of_the_recipe_is_judged_against_that_states_runs():
+    recipe = "training/configs/scientific-best-cpu.yaml"
+    plain = [dict(_record("lmrec", seed, valid, recipe), max_history_items=20)
+             for seed, valid in ((42, 0.10), (43, 0.102), (44, 0.104))]  # the file before the adoption
+    state = ["--max_history_items", "10", "--max_steps", "2200"]  # adopted: the file now resolves to these runs
+    adopted = [dict(_record("lmrec", seed, valid, recipe), overrides=state, steps=2200, max_history_items=10)
+               for seed, valid in ((42, 0.110), (43, 0.113), (44, 0.116))]  # best valid 0.113 ± 0.003
+    hybrid = ["--item_id_embeddings", "true"]
+    over_new = [dict(_record("lmrec", seed, valid, recipe), overrides=hybrid, steps=2200, max_history_items=10)
+                for seed, valid in ((42, 0.111), (43, 0.114))]  # +0.001 on the new state, +0.0115 on the old one
+    over_old = dict(_record("lmrec", 42, 0.103, recipe), overrides=hybrid, max_history_items=20)
+    # an option with its own steps over a state without plain runs: against the reference, as before
+    stretched = dict(_record("lmrec", 42, 0.105, recipe), overrides=[*hybrid, "--max_steps", "2700"], steps=2700,
+                     max_history_items=20)
+    lines = curve.render_changes([*plain, *adopted, *over_new, over_old, stretched])
+    text = "\n".join(lines)
+    headings = [line for line in lines if line.startswith("### ")]
+    assert headings == [
+        "### Changes to scientific-best-cpu.yaml against its plain run at 1,000 steps and 20-item histories, picked "
+        "on valid (generated)",
+        "### Changes to scientific-best-cpu.yaml against its plain run at 2,200 steps and 10-item histories, picked "
+        "on valid (generated)"]
+    first, second = text.split(headings[1])
+    # the adopted runs are still the change judged against the file before it, and the base of what comes after
+    assert "| `--max_history_items 10 --max_steps 2200` | 42 | 2,200 |" in first
+    assert "| `--item_id_embeddings true` | 42 | 1,000 | 1.20 | 0.1030 (1,000) | +0.0030 |" in first
+    assert "| `--item_id_embeddings true --max_steps 2700` | 42 | 2,700 |" in first
+    assert "(the runs of `--max_history_items 10 --max_steps 2200`, adopted into the file)" in second
+    assert "read 0.1130 ± 0.0030 over 3 seeds" in second and "past twice that spread (0.0060)" in second
+    per_seed, over_seeds = second.split("Over seeds")
+    rows = [line for line in per_seed.split("\n") if line.startswith("| `")]
+    assert [line.split(" | ")[:2] for line in rows] == [["| `--item_id_embeddings true`", "42"],
+                                                      ["| `--item_id_embeddings true`", "43"]]
+    assert "| +0.0010 | 0.1110 | seed noise |" in rows[0]
+    mean = [line for line in over_seeds.split("\n") if line.startswith("| `")]
+    assert len(mean) == 1 and "| 0.1125 ± 0.0021 | 0.1115 ± 0.0021 | +0.0010 |" in mean[0]
+
+
 def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_of_the_same_seeds():
     recipe = "training/configs/scientific-best-cpu.yaml"
     plain = [_record("lmrec", 42, 0.10, recipe), _record("lmrec", 43, 0.102, recipe),

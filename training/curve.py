@@ -170,50 +170,107 @@ def render(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# The recipe fields its adoptions have moved so far. A run's state is its steps and history length; a run whose
+# overrides set only these is the plain run of that state (the adopted change's runs are the recipe's runs now).
+STATE_OPTIONS = ("--max_steps", "--max_history_items")
+
+
+def _options(record: dict) -> list[str]:
+    """The run's command-line overrides less those that only set the recipe's state (`STATE_OPTIONS`)."""
+    parts, kept, i = list(record.get("overrides") or []), [], 0
+    while i < len(parts):
+        flag = parts[i].split("=", 1)[0]
+        if flag in STATE_OPTIONS:
+            i += 1 if "=" in parts[i] else 2  # the flag and its value
+        else:
+            kept.append(parts[i])
+            i += 1
+    return kept
+
+
+def _state(record: dict) -> tuple[int, int | None]:
+    return record["steps"], record.get("max_history_items")
+
+
+def _describe_state(state: tuple[int, int | None]) -> str:
+    steps, items = state
+    return f"{steps:,} steps" + (f" and {items}-item histories" if items else "")
+
+
+def _bases(runs: list[dict]) -> tuple[tuple[int, int | None], dict]:
+    """The recipe's plain runs by state, and the reference state: the runs without overrides that have the most
+    seeds (the recipe's run before any adoption, the one every state-only change was judged against)."""
+    plain: dict[tuple[int, int | None], list[dict]] = {}
+    for r in runs:
+        if not _options(r):
+            plain.setdefault(_state(r), []).append(r)
+    # where a state has runs without overrides, they are its plain runs (a state-only run there changed nothing)
+    plain = {state: [r for r in group if not r.get("overrides")] or group for state, group in plain.items()}
+    untouched = [s for s, group in plain.items() if not group[0].get("overrides")]
+    reference = max(untouched, key=lambda s: (len(plain[s]), s[0]), default=None)
+    return reference, plain
+
+
 def render_changes(records: list[dict]) -> list[str]:
     """Changes to a recipe, picked on valid: each LMRec run with command-line overrides against the
     recipe's plain run of the same seed, by its best valid Recall@10. A change counts as better or worse only when it
     moves the best valid point by more than twice the plain runs' spread over seeds (one seed's change is otherwise
-    noise). Test is shown, never used to pick."""
+    noise). Test is shown, never used to pick.
+
+    Which plain run: an option over a state of the recipe that has plain runs (say `--item_id_embeddings true` after
+    `max_history_items: 10` and `max_steps: 2200` were adopted) is judged against that state's runs; every other
+    change (a state-only change, or one over a state without plain runs) against the reference runs, the recipe
+    without overrides with the most seeds. One table per plain state."""
     lmrec = [r for r in records if r["model_id"] == "lmrec" and r.get("recipe") and not r.get("keep_best")]
     lines: list[str] = []
     for recipe in sorted({r["recipe"] for r in lmrec}):
-        plain: dict[int, list[dict]] = {}
-        for r in lmrec:
-            if r["recipe"] == recipe and not r.get("overrides"):
-                plain.setdefault(r["steps"], []).append(r)
-        changed = [r for r in lmrec if r["recipe"] == recipe and r.get("overrides")]
-        if not plain or not changed:
+        runs = [r for r in lmrec if r["recipe"] == recipe]
+        reference, plain = _bases(runs)
+        if reference is None:
             continue
-        base_steps, base = max(plain.items(), key=lambda kv: (len(kv[1]), kv[0]))  # the most seeds: the recipe's run
-        best = {r["seed"]: best_valid_point(r)["valid_recall@10"] for r in base}
-        spread = 2 * statistics.stdev(best.values()) if len(best) > 1 else None
-        per_step = statistics.mean(_seconds_per_step(r) for r in base)
-        noise = f"{spread:.4f}" if spread is not None else "unknown (one plain seed)"
-        lines += ["", f"### Changes to {Path(recipe).name} against its plain run, picked on valid (generated)", "",
-                  f"Each run changes the recipe on the command line; it is compared with the plain recipe's run "
-                  f"({base_steps:,} steps) of the same seed by its best valid Recall@10. The plain runs' best valid "
-                  f"points read {_mean_std(list(best.values()))} over {len(best)} seed{'s' if len(best) > 1 else ''} "
-                  f"at {per_step:.2f} s a step, so a change counts only past twice that spread ({noise}). Seconds "
-                  "a step come from the run's own clock and move with whatever else shared the cores. Test is shown "
-                  "and never used to pick.", "",
-                  "| change | seed | steps | s / step | best valid R@10 (step) | vs plain, same seed | final valid "
-                  "R@10 | verdict on valid | test R@10 at best valid | final test R@10 |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in sorted(changed, key=lambda r: (" ".join(r["overrides"]), r["seed"])):
-            top = best_valid_point(r)
-            if r["seed"] in best:
-                delta = top["valid_recall@10"] - best[r["seed"]]
-                versus = f"{delta:+.4f}"
-                verdict = _verdict(delta, spread)
-            else:
-                versus, verdict = "no plain run of this seed", "not compared"
-            lines.append(f"| `{' '.join(r['overrides'])}` | {r['seed']} | {r['steps']:,} | "
-                         f"{_seconds_per_step(r):.2f} | {top['valid_recall@10']:.4f} "
-                         f"({top['step']:,}) | {versus} | {r['points'][-1]['valid_recall@10']:.4f} | {verdict} | "
-                         f"{top['test_recall@10']:.4f} | {r['metrics']['recall@10']:.4f} |")
-        lines += _changes_over_seeds(changed, best, spread)
+        against: dict[tuple[int, int | None], list[dict]] = {}
+        for r in runs:
+            if r.get("overrides"):
+                own = _state(r) if _options(r) and _state(r) in plain and _state(r) != reference else reference
+                against.setdefault(own, []).append(r)
+        for state in sorted(against, key=lambda s: (s != reference, s[0], s[1] or 0)):
+            lines += _changes_table(recipe, state, plain[state], against[state], reference=state == reference)
     return lines
+
+
+def _changes_table(recipe: str, state: tuple[int, int | None], base: list[dict], changed: list[dict],
+                   reference: bool) -> list[str]:
+    best = {r["seed"]: best_valid_point(r)["valid_recall@10"] for r in base}
+    spread = 2 * statistics.stdev(best.values()) if len(best) > 1 else None
+    per_step = statistics.mean(_seconds_per_step(r) for r in base)
+    noise = f"{spread:.4f}" if spread is not None else "unknown (one plain seed)"
+    set_by = sorted({" ".join(r["overrides"]) for r in base if r.get("overrides")})
+    which = (f"the plain recipe's run ({_describe_state(state)})" if reference else
+             f"the recipe's run at {_describe_state(state)}" +
+             (f" (the runs of {', '.join(f'`{o}`' for o in set_by)}, adopted into the file)" if set_by else ""))
+    lines = ["", f"### Changes to {Path(recipe).name} against its plain run at {_describe_state(state)}, picked on "
+             "valid (generated)", "",
+             f"Each run changes the recipe on the command line; it is compared with {which} of the same seed by its "
+             f"best valid Recall@10. The plain runs' best valid points read {_mean_std(list(best.values()))} over "
+             f"{len(best)} seed{'s' if len(best) > 1 else ''} at {per_step:.2f} s a step, so a change counts only "
+             f"past twice that spread ({noise}). Seconds a step come from the run's own clock and move with whatever "
+             "else shared the cores. Test is shown and never used to pick.", "",
+             "| change | seed | steps | s / step | best valid R@10 (step) | vs plain, same seed | final valid "
+             "R@10 | verdict on valid | test R@10 at best valid | final test R@10 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(changed, key=lambda r: (" ".join(r["overrides"]), r["seed"])):
+        top = best_valid_point(r)
+        if r["seed"] in best:
+            delta = top["valid_recall@10"] - best[r["seed"]]
+            versus = f"{delta:+.4f}"
+            verdict = _verdict(delta, spread)
+        else:
+            versus, verdict = "no plain run of this seed", "not compared"
+        lines.append(f"| `{' '.join(r['overrides'])}` | {r['seed']} | {r['steps']:,} | "
+                     f"{_seconds_per_step(r):.2f} | {top['valid_recall@10']:.4f} "
+                     f"({top['step']:,}) | {versus} | {r['points'][-1]['valid_recall@10']:.4f} | {verdict} | "
+                     f"{top['test_recall@10']:.4f} | {r['metrics']['recall@10']:.4f} |")
+    return lines + _changes_over_seeds(changed, best, spread)
 
 
 def _seconds_per_step(record: dict) -> float:
