@@ -126,6 +126,9 @@ def test_a_keep_best_run_gets_its_own_record_file(tmp_path, monkeypatch):
     changed = curve.save_record(dict(record, overrides=["--item_id_embeddings", "true"]))
     assert changed.name == "lmrec-scientific-best-cpu-1000-steps-item_id_embeddings-true-seed42.json"
     assert len(curve.load_records()) == 3  # the plain run's record is not overwritten
+    # a JSON value on the command line: no quotes, braces, colons or spaces in the file's name
+    kwargs = curve.save_record(dict(record, overrides=["--lr_scheduler_kwargs", '{"num_decay_steps": 440}']))
+    assert kwargs.name == "lmrec-scientific-best-cpu-1000-steps-lr_scheduler_kwargs-num_decay_steps_440-seed42.json"
     assert curve._label(json.loads(changed.read_text())) == ("LMRec (scientific-best-cpu.yaml, 1,000 steps, "
                                                              "--item_id_embeddings true)")
 

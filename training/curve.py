@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import statistics
 import sys
@@ -118,8 +119,10 @@ def recipe_parameters(recipe: str) -> int:
 
 def save_record(record: dict) -> Path:
     RECORDS.mkdir(parents=True, exist_ok=True)
-    changed = "".join(f"{part.lstrip('-').replace('=', '-').replace('/', '_')}-"
-                      for part in record.get("overrides") or [])  # a recipe changed on the command line: its own file
+    # a recipe changed on the command line: its own file, named from the overrides in characters any file system
+    # takes (a JSON value such as --lr_scheduler_kwargs '{"num_decay_steps": 440}' becomes num_decay_steps_440)
+    changed = "".join(f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', part.lstrip('-').replace('=', '-')).strip('_')}-"
+                      for part in record.get("overrides") or [])
     path = RECORDS / (f"{record['model_id']}-{Path(record.get('recipe') or 'grid').stem}-{record['steps']}-steps-"
                       f"{changed}{'keep-best-' if record.get('keep_best') else ''}seed{record['seed']}.json")
     path.write_text(json.dumps(record, indent=2) + "\n")
