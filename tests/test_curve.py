@@ -193,6 +193,10 @@ def test_an_option_over_an_adopted_state_of_the_recipe_is_judged_against_that_st
     assert "| +0.0010 | 0.1110 | seed noise |" in rows[0]
     mean = [line for line in over_seeds.split("\n") if line.startswith("| `")]
     assert len(mean) == 1 and "| 0.1125 ± 0.0021 | 0.1115 ± 0.0021 | +0.0010 |" in mean[0]
+    # a run of the new file without overrides resolves to the adopted runs' arguments: it joins them as a plain run
+    fresh = dict(_record("lmrec", 45, 0.119, recipe), steps=2200, max_history_items=10)
+    text = "\n".join(curve.render_changes([*plain, *adopted, *over_new, fresh]))
+    assert "read 0.1145 ± 0.0039 over 4 seeds" in text.split("at 2,200 steps and 10-item histories, picked")[1]
 
 
 def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_of_the_same_seeds():

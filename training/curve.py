@@ -200,17 +200,19 @@ def _describe_state(state: tuple[int, int | None]) -> str:
     return f"{steps:,} steps" + (f" and {items}-item histories" if items else "")
 
 
-def _bases(runs: list[dict]) -> tuple[tuple[int, int | None], dict]:
+def _bases(runs: list[dict]) -> tuple[tuple[int, int | None] | None, dict]:
     """The recipe's plain runs by state, and the reference state: the runs without overrides that have the most
-    seeds (the recipe's run before any adoption, the one every state-only change was judged against)."""
+    seeds (the recipe's run before any adoption, the one every state-only change was judged against). At another
+    state, runs without overrides and runs whose overrides only set that state resolve to the same arguments, so both
+    are its plain runs."""
     plain: dict[tuple[int, int | None], list[dict]] = {}
     for r in runs:
         if not _options(r):
             plain.setdefault(_state(r), []).append(r)
-    # where a state has runs without overrides, they are its plain runs (a state-only run there changed nothing)
-    plain = {state: [r for r in group if not r.get("overrides")] or group for state, group in plain.items()}
-    untouched = [s for s, group in plain.items() if not group[0].get("overrides")]
-    reference = max(untouched, key=lambda s: (len(plain[s]), s[0]), default=None)
+    untouched = {state: [r for r in group if not r.get("overrides")] for state, group in plain.items()}
+    reference = max((s for s in untouched if untouched[s]), key=lambda s: (len(untouched[s]), s[0]), default=None)
+    if reference is not None:
+        plain[reference] = untouched[reference]  # a state-only run recorded there is a change judged against them
     return reference, plain
 
 
