@@ -74,18 +74,30 @@ def test_the_from_scratch_row_comes_from_curve_runs_at_its_own_settings(tmp_path
                 dict(run, model_id="id-transformer"),
                 dict(run, overrides=["--init_from", "enc", "--learning_rate", "5e-4"]),  # a pretrained start, tuned
                 dict(run, overrides=["--init_from"])]  # malformed
+    not_rows += [dict(run, overrides=["--max_steps=1800", "--init_from"]),  # malformed, a state flag written with =
+                 dict(run, overrides=["enc", "--init_from"])]  # a value where a flag belongs
     started = dict(run, seed=43, overrides=["--init_from", "enc", "--max_length", "128"], encoder="enc",
                    encoder_sha256="sha256:" + "c" * 64, metrics={"recall@10": 0.095})
-    monkeypatch.setattr(curve, "load_records", lambda: [run, *not_rows, started, pinned])
+    # the same start with each flag written `--name=value`, as curve.py's own reading of the overrides allows
+    started_eq = dict(started, seed=45, overrides=[f"--max_steps={steps}", "--init_from=enc", "--max_length=128"])
+    monkeypatch.setattr(curve, "load_records", lambda: [run, *not_rows, started, pinned, started_eq])
     records = transfer.load_records()
     scratch = [r for r in records if r["row_id"] == "scratch"]
     assert [r["seed"] for r in scratch] == [42, 44] and scratch[0]["row"] == transfer.ROWS["scratch"]
     finetuned = [r for r in records if r["row_id"] == "finetune-recipe"]
-    assert len(finetuned) == 1 and finetuned[0]["seed"] == 43 and finetuned[0]["encoder_sha256"].endswith("c" * 64)
+    assert [r["seed"] for r in finetuned] == [43, 45] and finetuned[0]["encoder_sha256"].endswith("c" * 64)
     assert finetuned[0]["metrics"]["recall@10"] == 0.095 and "encoder" not in scratch[0]
     # the training loop's clock (evaluations out), and the finetune's 266 steps per epoch at 1 s a step
     assert scratch[0]["train_time_s"] == steps and scratch[0]["epoch_time_s"] == 266.0
     assert scratch[0]["trainable_parameters"] == 123 and scratch[0]["metrics"]["recall@10"] == 0.09
+
+
+def test_the_scratch_row_pins_the_same_fields_curve_py_calls_the_recipes_state():
+    import curve
+
+    # curve_row_id drops curve.py's state flags from a run's overrides and checks the record's values against
+    # SCRATCH_SETTINGS instead; a field in one and not the other would let a changed run pass as the scratch row.
+    assert set(curve.STATE_OPTIONS) == {f"--{name}" for name in transfer.SCRATCH_SETTINGS}
 
 
 def test_the_runner_refuses_a_full_data_scratch_run_and_scales_from_scratch_steps_with_the_share():

@@ -178,7 +178,7 @@ def render(records: list[dict]) -> str:
 STATE_OPTIONS = ("--max_steps", "--max_history_items")
 
 
-def _options(record: dict) -> list[str]:
+def options_beyond_state(record: dict) -> list[str]:
     """The run's command-line overrides less those that only set the recipe's state (`STATE_OPTIONS`)."""
     parts, kept, i = list(record.get("overrides") or []), [], 0
     while i < len(parts):
@@ -207,7 +207,7 @@ def _bases(runs: list[dict]) -> tuple[tuple[int, int | None] | None, dict]:
     are its plain runs."""
     plain: dict[tuple[int, int | None], list[dict]] = {}
     for r in runs:
-        if not _options(r):
+        if not options_beyond_state(r):
             plain.setdefault(_state(r), []).append(r)
     untouched = {state: [r for r in group if not r.get("overrides")] for state, group in plain.items()}
     reference = max((s for s in untouched if untouched[s]), key=lambda s: (len(untouched[s]), s[0]), default=None)
@@ -236,7 +236,8 @@ def render_changes(records: list[dict]) -> list[str]:
         against: dict[tuple[int, int | None], list[dict]] = {}
         for r in runs:
             if r.get("overrides"):
-                own = _state(r) if _options(r) and _state(r) in plain and _state(r) != reference else reference
+                over_state = options_beyond_state(r) and _state(r) in plain and _state(r) != reference
+                own = _state(r) if over_state else reference
                 against.setdefault(own, []).append(r)
         for state in sorted(against, key=lambda s: (s != reference, s[0], s[1] or 0)):
             lines += _changes_table(recipe, state, plain[state], against[state], reference=state == reference)

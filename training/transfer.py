@@ -271,11 +271,16 @@ def curve_row_id(record: dict) -> str | None:
             or record["steps"] != SCRATCH_SETTINGS["max_steps"] or history != SCRATCH_SETTINGS["max_history_items"]
             or record.get("keep_best")):
         return None
-    overrides = record.get("overrides") or []
-    if len(overrides) % 2:
+    import curve
+
+    # The state flags (curve.STATE_OPTIONS, the same fields as SCRATCH_SETTINGS) are dropped: their values are the
+    # record's own, checked above. Each flag left is written `--name value` or `--name=value`.
+    parts: list[str] = []
+    for part in curve.options_beyond_state(record):
+        parts += part.split("=", 1) if part.startswith("--") and "=" in part else [part]
+    if len(parts) % 2 or not all(name.startswith("--") for name in parts[0::2]):
         return None
-    pinned = {f"--{name}" for name in SCRATCH_SETTINGS}  # their values are the record's own, checked above
-    names = [name for name in overrides[0::2] if name not in pinned]
+    names = parts[0::2]
     if not names:
         return "scratch"
     if "--init_from" in names and set(names) <= {"--init_from", "--max_length"}:
