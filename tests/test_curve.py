@@ -171,7 +171,10 @@ def test_an_option_over_an_adopted_state_of_the_recipe_is_judged_against_that_st
     # an option with its own steps over a state without plain runs: against the reference, as before
     stretched = dict(_record("lmrec", 42, 0.105, recipe), overrides=[*hybrid, "--max_steps", "2700"], steps=2700,
                      max_history_items=20)
-    lines = curve.render_changes([*plain, *adopted, *over_new, over_old, stretched])
+    # the same over the new file, with a state of its own that has no plain runs: against the state its file held
+    longer = dict(_record("lmrec", 42, 0.108, recipe), overrides=["--dropout", "0.1", "--max_steps", "3000"],
+                  steps=3000, max_history_items=10, recipe_state=[2200, 10])
+    lines = curve.render_changes([*plain, *adopted, *over_new, over_old, stretched, longer])
     text = "\n".join(lines)
     headings = [line for line in lines if line.startswith("### ")]
     assert headings == [
@@ -188,15 +191,33 @@ def test_an_option_over_an_adopted_state_of_the_recipe_is_judged_against_that_st
     assert "read 0.1130 ± 0.0030 over 3 seeds" in second and "past twice that spread (0.0060)" in second
     per_seed, over_seeds = second.split("Over seeds")
     rows = [line for line in per_seed.split("\n") if line.startswith("| `")]
-    assert [line.split(" | ")[:2] for line in rows] == [["| `--item_id_embeddings true`", "42"],
+    assert [line.split(" | ")[:2] for line in rows] == [["| `--dropout 0.1 --max_steps 3000`", "42"],
+                                                      ["| `--item_id_embeddings true`", "42"],
                                                       ["| `--item_id_embeddings true`", "43"]]
-    assert "| +0.0010 | 0.1110 | seed noise |" in rows[0]
+    assert "| 3,000 |" in rows[0] and "| -0.0020 |" in rows[0]  # against the adopted seed 42's 0.110
+    assert "| +0.0010 | 0.1110 | seed noise |" in rows[1]
     mean = [line for line in over_seeds.split("\n") if line.startswith("| `")]
     assert len(mean) == 1 and "| 0.1125 ± 0.0021 | 0.1115 ± 0.0021 | +0.0010 |" in mean[0]
     # a run of the new file without overrides resolves to the adopted runs' arguments: it joins them as a plain run
     fresh = dict(_record("lmrec", 45, 0.119, recipe), steps=2200, max_history_items=10)
     text = "\n".join(curve.render_changes([*plain, *adopted, *over_new, fresh]))
     assert "read 0.1145 ± 0.0039 over 4 seeds" in text.split("at 2,200 steps and 10-item histories, picked")[1]
+
+
+def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record_lacks_it():
+    import subprocess
+
+    import pytest
+
+    recipe = "training/configs/scientific-best-cpu.yaml"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=curve.ROOT, capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("not a git checkout")
+    committed = curve._committed_state(head.stdout.strip(), recipe)
+    # the file as committed, read with yaml, against the file as the trainer resolves it (the test runs on a clean tree)
+    assert committed == tuple(curve._file_state(recipe))
+    assert curve._recipe_state({"git_commit": "0" * 40, "recipe": recipe}) is None  # a commit this clone lacks
+    assert curve._recipe_state({"recipe_state": [3000, 10], "git_commit": "0" * 40, "recipe": recipe}) == (3000, 10)
 
 
 def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_of_the_same_seeds():

@@ -17,10 +17,12 @@ test metrics too, so the recipe's seed rows come from here.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -74,7 +76,16 @@ def run_lmrec(args, seed: int) -> dict:
     return {**started, "points": curve.points, "steps": result["steps"], "train_time_s": result["train_time_s"],
             "metrics": result["lmrec"], "preset": model_args.preset, "recipe": args.recipe,
             "overrides": args.overrides, "trainable_parameters": result["trainable_parameters"],
-            "rec_batch_size": train_args.rec_batch_size, "max_history_items": train_args.max_history_items}
+            "rec_batch_size": train_args.rec_batch_size, "max_history_items": train_args.max_history_items,
+            "recipe_state": _file_state(args.recipe)}
+
+
+def _file_state(recipe: str) -> list:
+    """The recipe file's own steps and history length, before the run's command-line overrides."""
+    from lmrec_hf.arguments import load_train_config
+
+    *_, train_args = load_train_config(recipe, ["--output_dir", "unused"])
+    return [train_args.max_steps, train_args.max_history_items]
 
 
 def run_id_transformer(args, seed: int) -> dict:
@@ -195,6 +206,30 @@ def _state(record: dict) -> tuple[int, int | None]:
     return record["steps"], record.get("max_history_items")
 
 
+def _recipe_state(record: dict) -> tuple[int, int | None] | None:
+    """The recipe file's own state when the run was made, before its overrides: the record's `recipe_state` (runs
+    record it since this function was written), else the file as committed at the run's `git_commit`, else None."""
+    if record.get("recipe_state"):
+        steps, items = record["recipe_state"]
+        return steps, items
+    if not record.get("git_commit") or not record.get("recipe"):
+        return None
+    return _committed_state(record["git_commit"], record["recipe"])
+
+
+@functools.lru_cache(maxsize=None)
+def _committed_state(commit: str, recipe: str) -> tuple[int, int | None] | None:
+    import yaml
+
+    shown = subprocess.run(["git", "show", f"{commit}:{recipe}"], cwd=ROOT, capture_output=True, text=True)
+    if shown.returncode:  # a commit this clone lacks: the caller falls back to the run's own state
+        return None
+    config = yaml.safe_load(shown.stdout) or {}
+    if "max_steps" not in config or "max_history_items" not in config:
+        return None
+    return config["max_steps"], config["max_history_items"]
+
+
 def _describe_state(state: tuple[int, int | None]) -> str:
     steps, items = state
     return f"{steps:,} steps" + (f" and {items}-item histories" if items else "")
@@ -223,9 +258,11 @@ def render_changes(records: list[dict]) -> list[str]:
     noise). Test is shown, never used to pick.
 
     Which plain run: an option over a state of the recipe that has plain runs (say `--item_id_embeddings true` after
-    `max_history_items: 10` and `max_steps: 2200` were adopted) is judged against that state's runs; every other
-    change (a state-only change, or one over a state without plain runs) against the reference runs, the recipe
-    without overrides with the most seeds. One table per plain state."""
+    `max_history_items: 10` and `max_steps: 2200` were adopted) is judged against that state's runs. An option run
+    that also set a state without plain runs (`--dropout 0.1 --max_steps 3000` over that file) is judged against the
+    runs of the state its file held when it ran (`_recipe_state`). Every other change (a state-only change, or one
+    whose states have no plain runs) is judged against the reference runs, the recipe without overrides with the most
+    seeds. One table per plain state."""
     lmrec = [r for r in records if r["model_id"] == "lmrec" and r.get("recipe") and not r.get("keep_best")]
     lines: list[str] = []
     for recipe in sorted({r["recipe"] for r in lmrec}):
@@ -236,8 +273,10 @@ def render_changes(records: list[dict]) -> list[str]:
         against: dict[tuple[int, int | None], list[dict]] = {}
         for r in runs:
             if r.get("overrides"):
-                over_state = options_beyond_state(r) and _state(r) in plain and _state(r) != reference
-                own = _state(r) if over_state else reference
+                # an option run is judged over its own state where that has plain runs, else over the state its file
+                # held when it ran (a longer run with dropout over the 2,200-step file: against the 2,200-step runs)
+                over = next((s for s in (_state(r), _recipe_state(r)) if s in plain), None)
+                own = over if options_beyond_state(r) and over is not None else reference
                 against.setdefault(own, []).append(r)
         for state in sorted(against, key=lambda s: (s != reference, s[0], s[1] or 0)):
             lines += _changes_table(recipe, state, plain[state], against[state], reference=state == reference)
