@@ -212,16 +212,21 @@ def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record
     import subprocess
 
     import pytest
+    import yaml
 
     recipe = "training/configs/scientific-best-cpu.yaml"
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=curve.ROOT, capture_output=True, text=True)
-    if head.returncode:
-        pytest.skip("not a git checkout")
-    committed = curve._committed_state(head.stdout.strip(), recipe)
-    # the file as committed, read with yaml, against the file as the trainer resolves it (the test runs on a clean tree)
-    assert committed == tuple(curve._file_state(recipe))
-    assert curve._recipe_state({"git_commit": "0" * 40, "recipe": recipe}) is None  # a commit this clone lacks
+    # what a run records: the file as the trainer resolves it, before the command line
+    config = yaml.safe_load((curve.ROOT / recipe).read_text())
+    assert curve._file_state(recipe) == [config["max_steps"], config["max_history_items"]]
     assert curve._recipe_state({"recipe_state": [3000, 10], "git_commit": "0" * 40, "recipe": recipe}) == (3000, 10)
+    assert curve._recipe_state({"git_commit": "0" * 40, "recipe": recipe}) is None  # a commit this clone lacks
+    # an older record: the file at its commit, before and after the adoption of 10-item histories and 2,200 steps
+    before, after = "c3b0f8b44a0744dd58549dda12d879f749257db6", "02316d5a85905c20bb80aa49e79523d038c518d3"
+    known = subprocess.run(["git", "cat-file", "-e", after], cwd=curve.ROOT, capture_output=True)
+    if known.returncode:
+        pytest.skip("a shallow clone without the adoption's commits")
+    assert curve._recipe_state({"git_commit": before, "recipe": recipe}) == (1800, 20)
+    assert curve._recipe_state({"git_commit": after, "recipe": recipe}) == (2200, 10)
 
 
 def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_of_the_same_seeds():
