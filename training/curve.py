@@ -275,8 +275,10 @@ def render_changes(records: list[dict]) -> list[str]:
             if r.get("overrides"):
                 # an option run is judged over its own state where that has plain runs, else over the state its file
                 # held when it ran (a longer run with dropout over the 2,200-step file: against the 2,200-step runs)
-                over = next((s for s in (_state(r), _recipe_state(r)) if s in plain), None)
-                own = over if options_beyond_state(r) and over is not None else reference
+                own = reference
+                if options_beyond_state(r):
+                    own = _state(r) if _state(r) in plain else _recipe_state(r)
+                    own = own if own in plain else reference
                 against.setdefault(own, []).append(r)
         for state in sorted(against, key=lambda s: (s != reference, s[0], s[1] or 0)):
             lines += _changes_table(recipe, state, plain[state], against[state], reference=state == reference)
