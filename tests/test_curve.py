@@ -208,10 +208,9 @@ def test_an_option_over_an_adopted_state_of_the_recipe_is_judged_against_that_st
     assert "read 0.1145 ± 0.0039 over 4 seeds" in text.split("at 2,200 steps and 10-item histories, picked")[1]
 
 
-def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record_lacks_it():
+def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record_lacks_it(tmp_path, monkeypatch):
     import subprocess
 
-    import pytest
     import yaml
 
     recipe = "training/configs/scientific-best-cpu.yaml"
@@ -220,11 +219,20 @@ def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record
     assert curve._file_state(recipe) == [config["max_steps"], config["max_history_items"]]
     assert curve._recipe_state({"recipe_state": [3000, 10], "git_commit": "0" * 40, "recipe": recipe}) == (3000, 10)
     assert curve._recipe_state({"git_commit": "0" * 40, "recipe": recipe}) is None  # a commit this clone lacks
-    # an older record: the file at its commit, before and after the adoption of 10-item histories and 2,200 steps
-    before, after = "c3b0f8b44a0744dd58549dda12d879f749257db6", "02316d5a85905c20bb80aa49e79523d038c518d3"
-    known = subprocess.run(["git", "cat-file", "-e", after], cwd=curve.ROOT, capture_output=True)
-    if known.returncode:
-        pytest.skip("a shallow clone without the adoption's commits")
+
+    # an older record: the file at its commit, read from a repository of the test's own (any clone depth will do)
+    def commit(text: str) -> str:
+        (tmp_path / recipe).write_text(text)
+        git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", recipe], check=True, capture_output=True)
+        subprocess.run([*git, "commit", "-qm", "recipe"], check=True, capture_output=True)
+        return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, capture_output=True)
+    (tmp_path / recipe).parent.mkdir(parents=True)
+    before = commit("max_history_items: 20\nmax_steps: 1800\n")
+    after = commit("max_history_items: 10\nmax_steps: 2200\n")
+    monkeypatch.setattr(curve, "ROOT", tmp_path)
     assert curve._recipe_state({"git_commit": before, "recipe": recipe}) == (1800, 20)
     assert curve._recipe_state({"git_commit": after, "recipe": recipe}) == (2200, 10)
 
