@@ -20,7 +20,8 @@ On any machine, a smoke run of the same code paths at tiny sizes (about two minu
 
 The table in docs/results.md, from the records that came back:
 
-    python benchmarks/gpu_scientific.py report docs/results/gpu_scientific_h200
+    python benchmarks/gpu_scientific.py report docs/results/gpu_scientific_h200/window-1 \
+        docs/results/gpu_scientific_h200/window-2
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ def _overrides(args, preset: str, rate: float, steps: int, output_dir: Path, ext
     return ["--data", str(Path(args.data).resolve()), "--preset", preset, "--learning_rate", str(rate),
             "--max_steps", str(steps), "--seed", str(args.seed), "--output_dir", str(output_dir),
             "--disable_tqdm", "true", *device, *extra]
+
+
+def plan_steps(left_s: float, pace_s: float, setup_s: float, evaluation_s: float, every_s: float, reserve_s: float,
+               fill: float, fixed_steps: int | None = None) -> int:
+    """
+    The steps a run can take in the `left_s` seconds of its window: less the setup (timed in the calibration), the
+    final evaluations and the save (`reserve_s`), split between training and the evaluations every `every_s` seconds
+    of it, `fill` of that (the pace varies), at `pace_s` seconds a step; at least 1, at most `fixed_steps` when given.
+
+    >>> plan_steps(400, pace_s=0.2, setup_s=5, evaluation_s=10, every_s=90, reserve_s=25, fill=1.0)
+    1575
+    """
+    train_s = fill * (left_s - setup_s - reserve_s - 2 * evaluation_s) / (1 + evaluation_s / every_s)
+    steps = max(1, math.floor(train_s / pace_s))
+    return min(steps, fixed_steps) if fixed_steps else steps
 
 
 def _barrier(folder: Path, name: str, me: str, count: int, timeout_s: float) -> None:
@@ -141,12 +157,8 @@ def worker(args) -> int:
     save()
     _barrier(work, "calibrated", name, count, 300)
 
-    # The window left, less the setup (timed in the calibration), the final evaluations and the save (`reserve`),
-    # split between training and the evaluations every `every` seconds of it; `fill` of that, since the pace varies.
-    left = args.deadline - time.time() - setup_s - args.reserve - 2 * evaluation_s
-    train_s = args.fill * left / (1 + evaluation_s / args.every)
-    steps = max(1, math.floor(train_s / pace))
-    steps = min(steps, fixed_steps) if fixed_steps else steps
+    steps = plan_steps(args.deadline - time.time(), pace, setup_s, evaluation_s, args.every, args.reserve, args.fill,
+                       fixed_steps)
     record.update(planned_steps=steps, planned_train_s=round(steps * pace, 1))
     save()
     print(f"{name}: {pace:.3f} s/step, {evaluation_s:.1f} s an evaluation and {setup_s:.0f} s of setup beside the "
@@ -227,18 +239,19 @@ def load(folder: Path) -> list[dict]:
 
 
 def render(records: list[dict]) -> str:
-    lines = ["| run | preset | learning rate | steps (planned) | s / step beside the others | training s | "
-             "points (training s: valid / test R@10) | best valid R@10 (step) | test R@10 at best valid | "
+    lines = ["| run | preset | learning rate | steps (planned) | s / step: timed before (steps 10-40), in the run | "
+             "training s | points (training s: valid / test R@10) | best valid R@10 (step) | test R@10 at best valid | "
              "final test R@10 / N@10 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         points, final = r.get("points") or [], r.get("metrics")
         cells = [r["run"], r["preset"], f"{r['learning_rate']:g}",
-                 f"{r['steps']:,} ({r.get('planned_steps', '-')})" if final else
-                 f"stopped ({r.get('planned_steps', '-')})", str(r.get("calibration", {}).get("s_per_step", "-"))]
+                 f"{r['steps']:,} ({r.get('planned_steps', 0):,})" if final else
+                 f"stopped ({r.get('planned_steps', 0):,})", str(r.get("calibration", {}).get("s_per_step", "-"))]
         if not points:
             lines.append("| " + " | ".join(cells + ["-", "no point taken", "", "", ""]) + " |")
             continue
         best = max(points, key=lambda p: p["valid_recall@10"])  # the earliest of equals
+        cells[-1] += f", {points[-1]['train_s'] / points[-1]['step']:.3f}"  # the curve's clock: evaluations left out
         cells += [f"{points[-1]['train_s']:,.0f}",
                   "; ".join(f"{p['train_s']:,.0f}: {p['valid_recall@10']:.4f} / {p['test_recall@10']:.4f}"
                             for p in points),
@@ -249,18 +262,21 @@ def render(records: list[dict]) -> str:
 
 
 def report(args) -> int:
+    """One table per folder of records (one window on the GPU each), put in docs/results.md between BEGIN and END."""
     from report import replace_section
 
-    records = load(Path(args.folder))
-    if not records:
-        raise SystemExit(f"no run records (*.json) in {args.folder}: pass the folder the GPU run's $OUT was copied to.")
-    first = records[0]
-    text = "\n".join([
-        BEGIN, "", f"Generated by `python benchmarks/gpu_scientific.py report {args.folder}` from the records of "
-        f"`python3 benchmarks/gpu_scientific.py run --window {first['window_s']:g} --every {first['every_s']:g} ...` "
-        f"on one {first['device']} (torch {first['torch']}, transformers {first['transformers']}, commit "
-        f"{(first.get('git_commit') or 'unknown')[:7]}), seed {first['seed']}, all runs at once on the one GPU. "
-        f"The paper's LMRec reads test Recall@10 {PAPER_RECALL}.", "", render(records), "", END])
+    parts = [BEGIN, "", f"Generated by `python benchmarks/gpu_scientific.py report {' '.join(args.folders)}`. Seed 42, "
+             f"the runs of a window at once on the one GPU; the paper's LMRec reads test Recall@10 {PAPER_RECALL}."]
+    for folder in args.folders:
+        records = load(Path(folder))
+        if not records:
+            raise SystemExit(f"no run records (*.json) in {folder}: pass the folders a GPU run's $OUT was copied to.")
+        first = records[0]
+        parts += ["", f"**{Path(folder).name}**: {len(records)} runs in a {first['window_s']:g} s window, evaluated "
+                  f"every {first['every_s']:g} s of training, on one {first['device']} (torch {first['torch']}, "
+                  f"transformers {first['transformers']}, commit {(first.get('git_commit') or 'unknown')[:7]}).", "",
+                  render(records)]
+    text = "\n".join(parts + ["", END])
     replace_section(RESULTS_MD, BEGIN, END, text)
     print(text)
     return 0
@@ -290,8 +306,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--run", required=True, choices=[name for name, *_ in RUNS])
             p.add_argument("--deadline", type=float, required=True)
     p = sub.add_parser("report")
-    p.add_argument("folder")
+    p.add_argument("folders", nargs="+", help="folders of run records, one per window")
     args = parser.parse_args(argv)
+    if args.command != "report" and args.calibrate_steps < 2:
+        parser.error(f"--calibrate-steps must be at least 2 (the pace is timed between two steps), got "
+                     f"{args.calibrate_steps}; the default is 40.")
     if args.command == "report":
         return report(args)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
