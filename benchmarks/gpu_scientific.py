@@ -10,11 +10,11 @@ every `--every` seconds of training and at the end (curve.py's `QualityCurveCall
 clock). A run is picked on valid, never on test. Each run's record (`<run>.json` in `--output-dir`) is rewritten after
 every point, so a run stopped at the window's end keeps the points it took.
 
-On the lent machine, with the data and the wheels carried (docs/results.md, "Scientific at the paper's sizes"):
+On the lent machine, with the data and the wheels carried (docs/results.md, "The GPU check" under issue 24):
 
     python3 benchmarks/gpu_scientific.py run --data gpu-data/amazon-scientific --window 470 --output-dir $OUT
 
-On any machine, a smoke run of the same code paths at tiny sizes (about two minutes on 2 cores):
+On any machine, a smoke run of the same code paths at tiny sizes (four to five minutes on 2 cores):
 
     python benchmarks/gpu_scientific.py run --device cpu --quick --output-dir /tmp/gpu-scientific
 
@@ -46,7 +46,7 @@ PAPER_RECALL = 0.1264  # the paper's LMRec on Scientific, test Recall@10 (docs/r
 # recipe itself, at its own 2,200 steps: the link between these figures and the CPU's. Learning rates: the recipe's
 # 1e-3 for 7m and 20m, 3e-4 for 20m too, and for 125m the two rates around the paper's 2e-4 (the demo recipe's 5e-4
 # diverged at 125m on OR, docs/results.md "GPU check"). The batch-128 rows take four times the recipe's users a step:
-# on the GPU a step's cost is mostly fixed (the first window ran 7m to 125m at 0.24 to 0.30 s a step).
+# on the GPU a step's cost is mostly fixed (the first window's runs took 0.16 s a step at 7m, 0.22 s at 125m).
 RUNS = [("7m-recipe", "7m", 1e-3, 2200, []), ("20m-lr1e-3", "20m", 1e-3, None, []),
         ("20m-lr3e-4", "20m", 3e-4, None, []), ("125m-lr3e-4", "125m", 3e-4, None, []),
         ("125m-lr1e-4", "125m", 1e-4, None, []),
