@@ -200,7 +200,7 @@ def run(args) -> int:
     out, work = Path(args.output_dir), Path(args.work_dir)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    for stale in work.glob("*.*"):
+    for stale in [*work.glob("ready.*"), *work.glob("calibrated.*")]:  # an earlier call's barrier files, nothing else
         stale.unlink()
     _, data_args, _, _ = load_train_config(str(ROOT / RECIPE), ["--data", str(Path(args.data).resolve()),
                                                                 "--output_dir", str(work / "unused")])
@@ -233,8 +233,9 @@ def run(args) -> int:
             print(f"{name}: stopped at the window's end ({time.time() - began:.0f} s)", flush=True)
         elif name not in failed:
             print(f"{name}: exit {w.returncode}", flush=True)
-    subprocess.run(["tar", "czf", str(out / "logs.tgz"), "-C", str(out), "logs"], check=False)
-    subprocess.run(["rm", "-rf", str(logs)], check=False)
+    packed = subprocess.run(["tar", "czf", str(out / "logs.tgz"), "-C", str(out), "logs"], check=False)
+    if packed.returncode == 0:  # the logs travel back packed (a lent machine returns few files); else they stay
+        subprocess.run(["rm", "-rf", str(logs)], check=False)
     print(render(load(out)), flush=True)
     return 1 if failed else 0
 
