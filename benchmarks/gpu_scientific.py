@@ -92,6 +92,7 @@ def worker(args) -> int:
     """One run: calibrate beside the others, then train for the steps that fit before `--deadline` (epoch s)."""
     import torch
     import transformers
+    from curve import _recall
     from transformers import TrainerCallback
 
     from lmrec_hf.arguments import load_train_config
@@ -124,9 +125,9 @@ def worker(args) -> int:
     limits = dict(max_length=train_args.max_length, max_history_items=train_args.max_history_items, seed=args.seed,
                   max_users=users)
 
-    def evaluate(model, tokenizer):
-        return {f"{split}_recall@10": round(float(evaluate_model(model, tokenizer, data, split, **limits)["recall@10"]),
-                                            4) for split in ("valid", "test")}
+    def evaluate(model, tokenizer):  # the figures curve.py's runs take, so the tables read alike
+        return {f"{split}_recall@10": _recall(evaluate_model(model, tokenizer, data, split, **limits))
+                for split in ("valid", "test")}
 
     skip = min(10, args.calibrate_steps - 1)
 
@@ -247,6 +248,8 @@ def load(folder: Path) -> list[dict]:
 
 
 def render(records: list[dict]) -> str:
+    from curve import best_valid_point
+
     lines = ["| run | preset | learning rate | steps (planned) | s / step: timed before (steps 10-40), in the run | "
              "training s | points (training s: valid / test R@10) | best valid R@10 (step) | test R@10 at best valid | "
              "final test R@10 / N@10 |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -258,7 +261,7 @@ def render(records: list[dict]) -> str:
         if not points:
             lines.append("| " + " | ".join(cells + ["-", "no point taken", "", "", ""]) + " |")
             continue
-        best = max(points, key=lambda p: p["valid_recall@10"])  # the earliest of equals
+        best = best_valid_point(r)  # curve.py's pick: the earliest of the best valid points
         cells[-1] += f", {points[-1]['train_s'] / points[-1]['step']:.3f}"  # the curve's clock: evaluations left out
         cells += [f"{points[-1]['train_s']:,.0f}",
                   "; ".join(f"{p['train_s']:,.0f}: {p['valid_recall@10']:.4f} / {p['test_recall@10']:.4f}"
