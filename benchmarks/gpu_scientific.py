@@ -45,7 +45,7 @@ PAPER_RECALL = 0.1264  # the paper's LMRec on Scientific, test Recall@10 (docs/r
 # name, preset, learning rate, steps (None: as many as the window allows), overrides of the recipe. The 7m row is the
 # recipe itself, at its own 2,200 steps: the link between these figures and the CPU's. Learning rates: the recipe's
 # 1e-3 for 7m and 20m, 3e-4 for 20m too, and for 125m the two rates around the paper's 2e-4 (the demo recipe's 5e-4
-# diverged at 125m on OR, docs/results.md "GPU check"). The batch-128 rows take four times the recipe's users a step:
+# diverged at 125m on OR, docs/results.md "GPU check"). The batch-128 row takes four times the recipe's users a step:
 # on the GPU a step's cost is mostly fixed (the first window's runs took 0.16 s a step at 7m, 0.22 s at 125m).
 RUNS = [("7m-recipe", "7m", 1e-3, 2200, []), ("20m-lr1e-3", "20m", 1e-3, None, []),
         ("20m-lr3e-4", "20m", 3e-4, None, []), ("125m-lr3e-4", "125m", 3e-4, None, []),
@@ -250,7 +250,7 @@ def load(folder: Path) -> list[dict]:
 def render(records: list[dict]) -> str:
     from curve import best_valid_point
 
-    lines = ["| run | preset | learning rate | steps (planned) | s / step: timed before (steps 10-40), in the run | "
+    lines = ["| run | preset | learning rate | steps (planned) | s / step: calibration (step 10 on), run | "
              "training s | points (training s: valid / test R@10) | best valid R@10 (step) | test R@10 at best valid | "
              "final test R@10 / N@10 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
