@@ -1,9 +1,12 @@
+import dataclasses
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from lmrec_hf.encoding import encode_item_texts
-from lmrec_hf.losses import LMRecItemBank, RecObjective, linear_cross_entropy
+from lmrec_hf.losses import LMRecItemBank, RecObjective, draw_bank_rows, linear_cross_entropy
 from lmrec_hf.modeling_lmrec import causal_lm_loss
 
 SHARED_TARGETS = torch.tensor([0, 3, 5, 2, 7])
@@ -187,6 +190,49 @@ def test_item_bank_with_prefix_positions(model, batch, items):
     assert torch.allclose(loss, F.cross_entropy(logits, item_ids[torch.tensor([1, 2, 3, 4, 5])]), atol=1e-5)
 
 
+def test_bank_rows_drawn_are_the_batchs_rows_and_distinct_others_outside_the_cold_ones():
+    item_ids = torch.tensor([9, 2, 0, 5, 11, 3, 7, 1])  # the pool is rows 4, 6, 8, 10; row 4 is cold
+    torch.manual_seed(0)
+    rows, log_share = draw_bank_rows(12, item_ids, 2, excluded=torch.tensor([4]))
+    assert rows[:8].tolist() == sorted(item_ids.tolist())  # every positive stays a candidate
+    drawn = rows[8:].tolist()
+    assert len(set(drawn)) == 2 and set(drawn) <= {6, 8, 10}
+    assert log_share[:8].abs().sum() == 0 and torch.allclose(log_share[8:], torch.full((2,), math.log(3 / 2)))
+    assert draw_bank_rows(12, item_ids, 0) == (None, None)  # 0: the whole catalog
+    assert draw_bank_rows(12, item_ids, 3, excluded=torch.tensor([4])) == (None, None)  # the pool holds only 3
+
+
+@pytest.mark.parametrize("bank_loss", ["separate", "fresh_over_bank"])
+def test_item_bank_negatives_score_the_batchs_rows_and_the_drawn_ones_with_their_log_share(model, batch, items,
+                                                                                          bank_loss):
+    inputs, labels = _shared(batch, items)
+    item_ids, bank = _bank(model)
+    out = model(**inputs)
+    whole = RecObjective(rec_loss_type="softmax", negative_layout="shared", item_bank_refresh_steps=5,
+                         item_bank_loss=bank_loss)
+    drawn = dataclasses.replace(whole, item_bank_negatives=2)
+    kwargs = dict(item_ids=item_ids, item_bank=bank)
+    # a pool of 4 (rows 4, 6, 8, 10) and 4 draws or more is the whole catalog
+    assert torch.equal(dataclasses.replace(whole, item_bank_negatives=4).rec_loss(
+        model, out.user_embeds, out.item_embeds, labels, **kwargs), whole.rec_loss(
+        model, out.user_embeds, out.item_embeds, labels, **kwargs))
+    torch.manual_seed(3)
+    loss = drawn.rec_loss(model, out.user_embeds, out.item_embeds, labels, **kwargs)
+    torch.manual_seed(3)
+    rows, _ = draw_bank_rows(12, item_ids, 2)
+    candidates = model.item_projection(bank).detach().clone()
+    if bank_loss == "fresh_over_bank":
+        candidates[item_ids] = out.item_embeds.detach()
+    logits = out.user_embeds.detach() @ candidates[rows].T
+    logits[:, 8:] += math.log(4 / 2)
+    position = {int(r): i for i, r in enumerate(rows)}
+    bank_part = F.cross_entropy(logits, torch.tensor([position[int(r)] for r in item_ids[SHARED_TARGETS]]))
+    if bank_loss == "separate":
+        bank_part = (whole.rec_loss(model, out.user_embeds, out.item_embeds, labels) + bank_part) / 2
+    assert torch.allclose(loss, bank_part, atol=1e-5)
+    assert not torch.allclose(loss, whole.rec_loss(model, out.user_embeds, out.item_embeds, labels, **kwargs))
+
+
 @pytest.mark.parametrize("change,message", [
     (dict(item_ids=torch.tensor([0, 1])), r"`item_ids` must have shape \(8,\), one catalog row per item"),
     (dict(item_ids=torch.tensor([9, 2, 0, 5, 12, 3, 7, 1])), r"must lie in \[0, 12\).*got 0 to 12"),
@@ -212,6 +258,9 @@ def test_item_bank_bad_inputs(model, batch, items, change, message):
     (dict(rec_loss_weight_min_ratio=2.0), r"`rec_loss_weight_min_ratio` must be in \[0, 1\]"),
     (dict(num_negatives=-1), r"`num_negatives` must be >= 0"),
     (dict(item_bank_refresh_steps=-1), r"`item_bank_refresh_steps` must be >= 0"),
+    (dict(negative_layout="shared", item_bank_refresh_steps=5, item_bank_negatives=-1),
+     r"`item_bank_negatives` must be >= 0 \(0 scores the whole catalog\), got -1"),
+    (dict(item_bank_negatives=512), r"`item_bank_negatives=512` draws rows from the item bank, which is off"),
     # logQ corrects the draw rates that only prefix batches carry: alone it did nothing, silently
     (dict(logq_correction=True), r"without prefix_pairs there is nothing to correct"),
     (dict(item_bank_refresh_steps=25), r"needs negative_layout='shared' or prefix_pairs=True"),

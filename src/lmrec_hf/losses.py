@@ -89,6 +89,11 @@ class RecObjective:
                                               "fresh_over_bank: one loss over the catalog, the batch's items fresh "
                                               "and the rest from the bank; a model can learn to tell fresh rows from "
                                               "old ones, as it did on Scientific (docs/results.md)."})
+    item_bank_negatives: int = field(
+        default=0, metadata={"help": "Option for the item bank: how many catalog rows it scores each step besides "
+                                     "the batch's own items, drawn uniformly without replacement each step (a "
+                                     "softmax adds each drawn row's log(pool / draws), so the loss estimates the "
+                                     "whole catalog's). 0 scores the whole catalog."})
 
     def __post_init__(self):
         check_choice("rec_loss_type", self.rec_loss_type, REC_LOSS_TYPES, owner="RecObjective")
@@ -115,6 +120,13 @@ class RecObjective:
         if self.item_bank_refresh_steps and self.negative_layout == "per_user" and not self.prefix_pairs:
             raise ValueError("RecObjective: `item_bank_refresh_steps` needs negative_layout='shared' or "
                              "prefix_pairs=True (items shared by the batch's users), got negative_layout='per_user'.")
+        if self.item_bank_negatives < 0:
+            raise ValueError("RecObjective: `item_bank_negatives` must be >= 0 (0 scores the whole catalog), got "
+                             f"{self.item_bank_negatives}.")
+        if self.item_bank_negatives and not self.item_bank_refresh_steps:
+            raise ValueError(f"RecObjective: `item_bank_negatives={self.item_bank_negatives}` draws rows from the item "
+                             "bank, which is off (item_bank_refresh_steps=0); set item_bank_refresh_steps > 0, or "
+                             "item_bank_negatives=0.")
         if self.item_bank_refresh_steps and self.logq_correction and self.item_bank_loss == "fresh_over_bank":
             raise ValueError("RecObjective: item_bank_loss='fresh_over_bank' scores the whole catalog, so no "
                              "candidate is sampled and `logq_correction` has nothing to correct; set "
@@ -211,15 +223,27 @@ class RecObjective:
         if use_bank and self.item_bank_loss == "fresh_over_bank":
             candidates, labels = spread_over_catalog(model, item_embeds, item_ids, item_bank, rec_labels, fresh=True,
                                                     excluded=item_bank_excluded)
-            return self._loss(score_pairs(user_embeds, candidates, labels), labels, valid)
+            return self._bank_loss(user_embeds, candidates, labels, item_ids, item_bank_excluded, valid)
         logits = score_pairs(user_embeds, item_embeds, rec_labels)
         corrected = logits if item_log_q is None else logits - item_log_q.to(logits)
         loss = self._loss(corrected, rec_labels, valid)
         if use_bank:  # "separate": every candidate of the second loss was encoded at the same time
             candidates, labels = spread_over_catalog(model, item_embeds, item_ids, item_bank, rec_labels, fresh=False,
                                                     excluded=item_bank_excluded)
-            loss = (loss + self._loss(score_pairs(user_embeds, candidates, labels), labels, valid)) / 2
+            loss = (loss + self._bank_loss(user_embeds, candidates, labels, item_ids, item_bank_excluded, valid)) / 2
         return loss
+
+    def _bank_loss(self, user_embeds: torch.Tensor, candidates: torch.Tensor, labels: torch.Tensor,
+                   item_ids: torch.Tensor, excluded: torch.Tensor | None, valid: torch.Tensor | None) -> torch.Tensor:
+        """The loss over the catalog's rows, or over the batch's rows and `item_bank_negatives` drawn ones."""
+        rows, log_share = draw_bank_rows(candidates.shape[0], item_ids, self.item_bank_negatives, excluded)
+        if rows is None:
+            return self._loss(score_pairs(user_embeds, candidates, labels), labels, valid)
+        candidates, labels = candidates[rows], labels[..., rows]
+        logits = score_pairs(user_embeds, candidates, labels)
+        if self.rec_loss_type == "softmax":  # the drawn rows stand for the whole pool: log(pool / draws) each
+            logits = logits + log_share.to(logits)
+        return self._loss(logits, labels, valid)
 
     def _loss(self, rec_logits: torch.Tensor, rec_labels: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         if self.rec_loss_type == "bce":
@@ -353,6 +377,31 @@ def spread_over_catalog(model, item_embeds: torch.Tensor, item_ids: torch.LongTe
         spread[..., excluded.to(spread.device)] = -1.0  # before the batch's labels: a batch row is never cold
     spread[..., item_ids.to(spread.device)] = rec_labels
     return candidates, spread
+
+
+def draw_bank_rows(n_catalog: int, item_ids: torch.Tensor, draws: int, excluded: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """
+    The catalog rows a bank loss with `draws` sampled negatives scores: the batch's own rows (`item_ids`, every
+    positive among them) and `draws` rows drawn uniformly without replacement from the pool of the others (less the
+    `excluded` cold rows), with each row's logit offset: 0 for the batch's rows, log(pool / draws) for a drawn one,
+    the uniform draw's log-rate correction. (None, None) when there is nothing to draw: `draws` is 0 or the pool
+    holds no more than `draws` rows, so the whole catalog is scored.
+    """
+    device = item_ids.device
+    in_batch = torch.zeros(n_catalog, dtype=torch.bool, device=device)
+    in_batch[item_ids.long()] = True
+    pool = ~in_batch
+    if excluded is not None and excluded.numel():
+        pool[excluded.to(device)] = False
+    pool_rows = pool.nonzero().squeeze(1)
+    if not draws or pool_rows.numel() <= draws:
+        return None, None
+    drawn = pool_rows[torch.randperm(pool_rows.numel(), device=device)[:draws]]
+    own = in_batch.nonzero().squeeze(1)
+    log_share = torch.cat([torch.zeros(own.numel(), device=device),
+                           torch.full((draws,), math.log(pool_rows.numel() / draws), device=device)])
+    return torch.cat([own, drawn]), log_share
 
 
 class LMRecItemBank(TrainerCallback):
