@@ -216,8 +216,12 @@ def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record
     recipe = "training/configs/scientific-best-cpu.yaml"
     # what a run records: the file as the trainer resolves it, before the command line
     config = yaml.safe_load((curve.ROOT / recipe).read_text())
-    assert curve._file_state(recipe) == [config["max_steps"], config["max_history_items"]]
-    assert curve._recipe_state({"recipe_state": [3000, 10], "git_commit": "0" * 40, "recipe": recipe}) == (3000, 10)
+    assert curve._file_state(recipe) == [config["max_steps"], config["max_history_items"], config["vocab_size"]]
+    assert curve._recipe_state({"recipe_state": [3000, 10, 4096], "git_commit": "0" * 40,
+                                "recipe": recipe}) == (3000, 10, 4096)
+    # a record made before the vocabulary joined the state
+    assert curve._recipe_state({"recipe_state": [3000, 10], "git_commit": "0" * 40, "recipe": recipe}) == (3000, 10,
+                                                                                                           None)
     assert curve._recipe_state({"git_commit": "0" * 40, "recipe": recipe}) is None  # a commit this clone lacks
 
     # an older record: the file at its commit, read from a repository of the test's own (any clone depth will do)
@@ -231,10 +235,44 @@ def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, capture_output=True)
     (tmp_path / recipe).parent.mkdir(parents=True)
     before = commit("max_history_items: 20\nmax_steps: 1800\n")
-    after = commit("max_history_items: 10\nmax_steps: 2200\n")
+    after = commit("max_history_items: 10\nmax_steps: 2200\nvocab_size: 4096\n")
     monkeypatch.setattr(curve, "ROOT", tmp_path)
-    assert curve._recipe_state({"git_commit": before, "recipe": recipe}) == (1800, 20)
-    assert curve._recipe_state({"git_commit": after, "recipe": recipe}) == (2200, 10)
+    assert curve._recipe_state({"git_commit": before, "recipe": recipe}) == (1800, 20, None)
+    assert curve._recipe_state({"git_commit": after, "recipe": recipe}) == (2200, 10, 4096)
+
+
+def test_a_vocabulary_over_an_adopted_state_is_judged_against_that_state_and_once_adopted_is_its_own():
+    recipe = "training/configs/scientific-best-cpu.yaml"
+
+    def run(seed, valid, overrides, steps, items, vocab, file_state, day):
+        return dict(_record("lmrec", seed, valid, recipe), overrides=overrides, steps=steps, max_history_items=items,
+                    vocab_size=vocab, recipe_state=file_state, date=f"2026-12-0{day} 10:00 UTC")
+
+    seeds = (42, 43, 44)
+    plain = [run(seed, 0.100 + 0.002 * i, [], 1000, 20, 8192, [1000, 20, 8192], 1) for i, seed in enumerate(seeds)]
+    state = ["--max_history_items", "10", "--max_steps", "2200"]
+    adopted = [run(seed, 0.110 + 0.003 * i, state, 2200, 10, 8192, [1000, 20, 8192], 2)
+               for i, seed in enumerate(seeds)]
+    vocab = ["--vocab_size", "4096"]  # state-only, over the 2,200-step file: against its runs, not the reference
+    smaller = [run(seed, 0.109 + 0.003 * i, vocab, 2200, 10, 4096, [2200, 10, 8192], 3)
+               for i, seed in enumerate(seeds)]
+    early = run(42, 0.101, vocab, 1000, 20, 4096, [1000, 20, 8192], 1)  # the same flag over the earlier file
+    # once the file holds vocabulary 4,096, an option over it is judged against the three vocabulary runs
+    option = run(42, 0.112, ["--item_bank_negatives", "512"], 2200, 10, 4096, [2200, 10, 4096], 4)
+    lines = curve.render_changes([*plain, *adopted, *smaller, early, option])
+    headings = [line for line in lines if line.startswith("### ")]
+    assert headings == [f"### Changes to scientific-best-cpu.yaml against its plain run at {at}, picked on valid "
+                        "(generated)" for at in ("1,000 steps, 20-item histories and vocabulary 8,192",
+                                                 "2,200 steps, 10-item histories and vocabulary 8,192",
+                                                 "2,200 steps, 10-item histories and vocabulary 4,096")]
+    text = "\n".join(lines)
+    first, second, third = (text.split(h)[1].split("### ")[0] for h in headings)
+    assert "| `--vocab_size 4096` | 42 | 1,000 |" in first and "| +0.0010 |" in first
+    assert "| `--vocab_size 4096` | 42 | 2,200 |" not in first
+    assert "| `--vocab_size 4096` | 43 | 2,200 | 0.55 | 0.1120 (1,000) | -0.0010 |" in second
+    assert "| `--vocab_size 4096` | 2,200 | 42, 43, 44 |" in second and "| -0.0010 | 0.0035 | seed noise |" in second
+    assert "(the runs of `--vocab_size 4096`, adopted into the file)" in third
+    assert "| `--item_bank_negatives 512` | 42 | 2,200 | 0.55 | 0.1120 (1,000) | +0.0030 |" in third
 
 
 def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_of_the_same_seeds():

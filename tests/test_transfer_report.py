@@ -61,14 +61,16 @@ def test_the_from_scratch_row_comes_from_curve_runs_at_its_own_settings(tmp_path
            "metrics": {"recall@10": 0.09}, "trainable_parameters": 123, "command": "python training/curve.py run",
            "overrides": [], "max_history_items": 20}
     recipe = yaml.safe_load((transfer.ROOT / "training/configs/scientific-best-cpu.yaml").read_text())
-    now = {"steps": recipe["max_steps"], "max_history_items": recipe["max_history_items"]}
-    assert now != {"steps": steps, "max_history_items": 20}  # the recipe moved on; the row keeps its settings
+    now = {"steps": recipe["max_steps"], "max_history_items": recipe["max_history_items"],
+           "vocab_size": recipe["vocab_size"]}
+    assert now != {"steps": steps, "max_history_items": 20, "vocab_size": 8192}  # the recipe moved on; the row stays
     # the same settings set on the command line over the recipe as it stands: the same row
     pinned = dict(run, seed=44, overrides=["--max_history_items", "20", "--max_steps", str(steps)])
     not_rows = [dict(run, recipe="training/configs/scientific-cpu.yaml"),  # not the best recipe
                 dict(run, steps=steps + 100),  # an older, longer run of the recipe
                 dict(run, **now),  # the recipe as it stands now: another recipe than the row's
                 dict(run, max_history_items=10),  # 10-item histories at the row's steps
+                dict(run, vocab_size=4096, overrides=["--vocab_size", "4096"]),  # another vocabulary, ditto
                 dict(run, overrides=["--learning_rate", "5e-4"]),  # the recipe changed on the command line
                 dict(run, keep_best="valid_recall@10"),  # picked by valid: another selection
                 dict(run, model_id="id-transformer"),

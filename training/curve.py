@@ -58,6 +58,7 @@ def run_lmrec(args, seed: int) -> dict:
     from lmrec_hf.trainer import QualityCurveCallback
 
     overrides = ["--seed", str(seed), "--output_dir", str(Path(args.work_dir) / f"lmrec-seed{seed}"), *args.overrides]
+    recipe_state = _file_state(args.recipe)  # read now: the file may change while the run trains
     model_args, data_args, objective, train_args = load_train_config(args.recipe, overrides)
     data = load_data(data_args.data, cache_dir=data_args.cache_dir)
     limits = dict(max_length=train_args.max_length, max_history_items=train_args.max_history_items, seed=seed)
@@ -77,15 +78,15 @@ def run_lmrec(args, seed: int) -> dict:
             "metrics": result["lmrec"], "preset": model_args.preset, "recipe": args.recipe,
             "overrides": args.overrides, "trainable_parameters": result["trainable_parameters"],
             "rec_batch_size": train_args.rec_batch_size, "max_history_items": train_args.max_history_items,
-            "recipe_state": _file_state(args.recipe)}
+            "vocab_size": model_args.vocab_size, "recipe_state": recipe_state}
 
 
 def _file_state(recipe: str) -> list:
-    """The recipe file's own steps and history length, before the run's command-line overrides."""
+    """The recipe file's own steps, history length and vocabulary, before the run's command-line overrides."""
     from lmrec_hf.arguments import load_train_config
 
-    *_, train_args = load_train_config(recipe, ["--output_dir", "unused"])
-    return [train_args.max_steps, train_args.max_history_items]
+    model_args, *_, train_args = load_train_config(recipe, ["--output_dir", "unused"])
+    return [train_args.max_steps, train_args.max_history_items, model_args.vocab_size]
 
 
 def run_id_transformer(args, seed: int) -> dict:
@@ -184,9 +185,11 @@ def render(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# The recipe fields its adoptions have moved so far. A run's state is its steps and history length; a run whose
-# overrides set only these is the plain run of that state (the adopted change's runs are the recipe's runs now).
-STATE_OPTIONS = ("--max_steps", "--max_history_items")
+# The recipe fields its adoptions have moved so far. A run's state is its steps, history length and vocabulary; a
+# run whose overrides set only these is the plain run of that state (the adopted change's runs are the recipe's runs
+# now). A record made before the vocabulary joined the state holds the value its run trained with (`vocab_size`).
+STATE_OPTIONS = ("--max_steps", "--max_history_items", "--vocab_size")
+State = tuple[int, int | None, int | None]
 
 
 def options_beyond_state(record: dict) -> list[str]:
@@ -202,23 +205,24 @@ def options_beyond_state(record: dict) -> list[str]:
     return kept
 
 
-def _state(record: dict) -> tuple[int, int | None]:
-    return record["steps"], record.get("max_history_items")
+def _state(record: dict) -> State:
+    return record["steps"], record.get("max_history_items"), record.get("vocab_size")
 
 
-def _recipe_state(record: dict) -> tuple[int, int | None] | None:
+def _recipe_state(record: dict) -> State | None:
     """The recipe file's own state when the run was made, before its overrides: the record's `recipe_state` (runs
-    record it since this function was written), else the file as committed at the run's `git_commit`, else None."""
+    record it since this function was written; a two-field one predates the vocabulary's place in it), else the file
+    as committed at the run's `git_commit`, else None."""
     if record.get("recipe_state"):
-        steps, items = record["recipe_state"]
-        return steps, items
+        steps, items, vocab = (*record["recipe_state"], None)[:3]
+        return steps, items, vocab
     if not record.get("git_commit") or not record.get("recipe"):
         return None
     return _committed_state(record["git_commit"], record["recipe"])
 
 
 @functools.lru_cache(maxsize=None)
-def _committed_state(commit: str, recipe: str) -> tuple[int, int | None] | None:
+def _committed_state(commit: str, recipe: str) -> State | None:
     import yaml
 
     shown = subprocess.run(["git", "show", f"{commit}:{recipe}"], cwd=ROOT, capture_output=True, text=True)
@@ -227,20 +231,22 @@ def _committed_state(commit: str, recipe: str) -> tuple[int, int | None] | None:
     config = yaml.safe_load(shown.stdout) or {}
     if "max_steps" not in config or "max_history_items" not in config:
         return None
-    return config["max_steps"], config["max_history_items"]
+    return config["max_steps"], config["max_history_items"], config.get("vocab_size")
 
 
-def _describe_state(state: tuple[int, int | None]) -> str:
-    steps, items = state
-    return f"{steps:,} steps" + (f" and {items}-item histories" if items else "")
+def _describe_state(state: State) -> str:
+    steps, items, vocab = state
+    parts = [f"{steps:,} steps", *([f"{items}-item histories"] if items else []),
+             *([f"vocabulary {vocab:,}"] if vocab else [])]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
 
-def _bases(runs: list[dict]) -> tuple[tuple[int, int | None] | None, dict]:
+def _bases(runs: list[dict]) -> tuple[State | None, dict]:
     """The recipe's plain runs by state, and the reference state: the runs without overrides that have the most
     seeds (the recipe's run before any adoption, the one every state-only change was judged against). At another
     state, runs without overrides and runs whose overrides only set that state resolve to the same arguments, so both
     are its plain runs."""
-    plain: dict[tuple[int, int | None], list[dict]] = {}
+    plain: dict[State, list[dict]] = {}
     for r in runs:
         if not options_beyond_state(r):
             plain.setdefault(_state(r), []).append(r)
@@ -260,9 +266,9 @@ def render_changes(records: list[dict]) -> list[str]:
     Which plain run: an option over a state of the recipe that has plain runs (say `--item_id_embeddings true` after
     `max_history_items: 10` and `max_steps: 2200` were adopted) is judged against that state's runs. An option run
     that also set a state without plain runs (`--dropout 0.1 --max_steps 3000` over that file) is judged against the
-    runs of the state its file held when it ran (`_recipe_state`). Every other change (a state-only change, or one
-    whose states have no plain runs) is judged against the reference runs, the recipe without overrides with the most
-    seeds. One table per plain state."""
+    runs of the state its file held when it ran (`_recipe_state`), and so is a state-only change (`--vocab_size 4096`
+    over that file) where that state has plain runs. Every other change is judged against the reference runs, the
+    recipe without overrides with the most seeds. One table per plain state."""
     lmrec = [r for r in records if r["model_id"] == "lmrec" and r.get("recipe") and not r.get("keep_best")]
     lines: list[str] = []
     for recipe in sorted({r["recipe"] for r in lmrec}):
@@ -270,22 +276,27 @@ def render_changes(records: list[dict]) -> list[str]:
         reference, plain = _bases(runs)
         if reference is None:
             continue
-        against: dict[tuple[int, int | None], list[dict]] = {}
+        against: dict[State, list[dict]] = {}
         for r in runs:
             if r.get("overrides"):
                 # an option run is judged over its own state where that has plain runs, else over the state its file
-                # held when it ran (a longer run with dropout over the 2,200-step file: against the 2,200-step runs)
-                own = reference
+                # held when it ran (a longer run with dropout over the 2,200-step file: against the 2,200-step runs);
+                # a state-only run over the state its file held (another vocabulary over the 2,200-step file)
                 if options_beyond_state(r):
                     own = _state(r) if _state(r) in plain else _recipe_state(r)
-                    own = own if own in plain else reference
+                else:
+                    own = _recipe_state(r)
+                    own = own if own != _state(r) else reference
+                own = own if own in plain else reference
                 against.setdefault(own, []).append(r)
-        for state in sorted(against, key=lambda s: (s != reference, s[0], s[1] or 0)):
+        # the reference first, then the states in the order their plain runs were made (the order of adoption)
+        first_made = {s: min(r.get("date") or "" for r in plain[s]) for s in against}
+        for state in sorted(against, key=lambda s: (s != reference, first_made[s], s[0], s[1] or 0, s[2] or 0)):
             lines += _changes_table(recipe, state, plain[state], against[state], reference=state == reference)
     return lines
 
 
-def _changes_table(recipe: str, state: tuple[int, int | None], base: list[dict], changed: list[dict],
+def _changes_table(recipe: str, state: State, base: list[dict], changed: list[dict],
                    reference: bool) -> list[str]:
     best = {r["seed"]: best_valid_point(r)["valid_recall@10"] for r in base}
     spread = 2 * statistics.stdev(best.values()) if len(best) > 1 else None
@@ -336,11 +347,12 @@ def _changes_over_seeds(changed: list[dict], plain_best: dict[int, float], sprea
     over the same seeds. The one-seed rule scaled to a mean of n seeds: it counts past the plain spread's 2σ/√n."""
     if spread is None:  # one plain seed: no change has two seeds to compare with it
         return []
-    # The same options over another state of the recipe file (its steps or history length moved) are another change.
-    groups: dict[tuple[str, int, int | None], list[dict]] = {}
+    # The same options over another state of the recipe file (its steps, history length or vocabulary moved) are
+    # another change.
+    groups: dict[tuple[str, State], list[dict]] = {}
     for r in changed:
         if r["seed"] in plain_best:
-            groups.setdefault((" ".join(r["overrides"]), r["steps"], r.get("max_history_items")), []).append(r)
+            groups.setdefault((" ".join(r["overrides"]), _state(r)), []).append(r)
     groups = {key: runs for key, runs in groups.items() if len(runs) > 1}
     if not groups:
         return []
@@ -348,7 +360,8 @@ def _changes_over_seeds(changed: list[dict], plain_best: dict[int, float], sprea
              "n seeds counts past twice the plain spread divided by √n (the one-seed rule for a mean).", "",
              "| change | steps | seeds | s / step | best valid R@10 | plain, same seeds | difference | bar "
              "| verdict on valid | test R@10 at best valid | final test R@10 |", "|---" * 11 + "|"]
-    for (change, steps, _), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+    for (change, (steps, *_)), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1][0],
+                                                                             *(v or 0 for v in kv[0][1][1:]))):
         runs = sorted(runs, key=lambda r: r["seed"])
         valid = [best_valid_point(r)["valid_recall@10"] for r in runs]
         plain = [plain_best[r["seed"]] for r in runs]
