@@ -236,7 +236,8 @@ class RecObjective:
     def _bank_loss(self, user_embeds: torch.Tensor, candidates: torch.Tensor, labels: torch.Tensor,
                    item_ids: torch.Tensor, excluded: torch.Tensor | None, valid: torch.Tensor | None) -> torch.Tensor:
         """The loss over the catalog's rows, or over the batch's rows and `item_bank_negatives` drawn ones."""
-        rows, log_share = draw_bank_rows(candidates.shape[0], item_ids, self.item_bank_negatives, excluded)
+        rows, log_share = draw_bank_rows(candidates.shape[0], item_ids.to(candidates.device),
+                                         self.item_bank_negatives, excluded)
         if rows is None:
             return self._loss(score_pairs(user_embeds, candidates, labels), labels, valid)
         candidates, labels = candidates[rows], labels[..., rows]
