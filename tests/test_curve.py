@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lmrec_hf.trainer import QualityCurveCallback
+from lmrec_hf.trainer import LMRecWeightAverage, QualityCurveCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 import curve  # noqa: E402
@@ -76,6 +76,38 @@ def test_keep_best_puts_back_the_weights_of_the_best_valid_point_at_the_end():
     with pytest.raises(ValueError, match=r"keep_best='valid_ndcg@10' is not among the figures that `evaluate` "
                                        r"returned \(\['valid_recall@10'\]\)"):
         callback.on_step_end(None, SimpleNamespace(global_step=1), None, model=model)
+
+
+def test_keep_best_with_a_weight_average_scores_and_keeps_the_average():
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average = LMRecWeightAverage(0.5)
+    scores = iter([0.1, 0.3, 0.2])
+    scored = []
+
+    def evaluate(model, tokenizer):
+        scored.append(model.weight.item())
+        return {"valid_recall@10": next(scores)}
+
+    curve_callback = QualityCurveCallback(evaluate, every_s=1e-9, keep_best="valid_recall@10")
+    curve_callback.average = average
+    average.on_train_begin(None, None, None, model=model)
+    curve_callback.on_train_begin(None, None, None)
+    for step in range(1, 4):
+        with torch.no_grad():
+            model.weight.fill_(float(step) * 10)  # "training"
+        average.on_step_end(None, None, None, model=model)
+        curve_callback.on_step_end(None, SimpleNamespace(global_step=step), None, model=model)
+        assert model.weight.item() == step * 10  # the step's weights are back after each point
+    # decays min(0.5, (1 + n) / (10 + n)) = 0.1, 2/11, 0.25: the average of 0 then 10, 20, 30
+    expected = [9.0, 9.0 + (9 / 11) * 11.0]
+    expected.append(expected[1] + 0.75 * (30 - expected[1]))
+    assert scored == pytest.approx(expected)
+    average.on_train_end(None, None, None, model=model)  # the trainer puts the average's callback first
+    assert model.weight.item() == pytest.approx(expected[2])
+    curve_callback.on_train_end(None, SimpleNamespace(global_step=3), None, model=model)
+    assert curve_callback.best_point["step"] == 2 and model.weight.item() == pytest.approx(expected[1])
 
 
 def _record(model_id, seed, final, recipe=None):

@@ -11,7 +11,7 @@ from lmrec_hf import LMRecConfig, LMRecForJointModeling, format_item
 from lmrec_hf.data import lm_texts, load_unisrec
 from lmrec_hf.encoding import embed_texts
 from lmrec_hf.losses import RecObjective
-from lmrec_hf.trainer import LMRecTrainer
+from lmrec_hf.trainer import LMRecTrainer, LMRecWeightAverage, QualityCurveCallback
 from lmrec_hf.training_args import LMRecTrainingArguments
 
 from .toy_data import write_unisrec
@@ -281,3 +281,88 @@ def test_tokens_seen_count_users_and_items_too(toy, tokenizer, tmp_path):
     assert expected > int(batch["attention_mask"].sum())
     trainer.train()
     assert trainer.state.num_input_tokens_seen == expected
+
+
+class _Weights(TrainerCallback):
+    """The model's parameters after each optimizer step, as training left them."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.steps.append([p.detach().clone() for p in model.parameters()])
+
+
+def test_weight_average_is_scored_and_kept_while_training_runs_on_the_step_weights(toy, tokenizer, tmp_path):
+    def run(output, **options):
+        model = _model(tokenizer)
+        initial = [p.detach().clone() for p in model.parameters()]
+        scored = []  # what each curve point evaluated: the first parameter's values
+        curve = QualityCurveCallback(lambda m, t: scored.append(next(m.parameters()).detach().clone()) or
+                                     {"valid_recall@10": 0.0}, every_s=1e-9)
+        weights = _Weights()
+        trainer = LMRecTrainer.from_data(model, _args(tmp_path, output_dir=str(tmp_path / output), max_steps=3,
+                                                      **options),
+                                         tokenizer, toy, _objective(), lm_texts=lm_texts(toy), eval_split=None,
+                                         callbacks=[curve])
+        trainer.add_callback(weights)
+        trainer.train()
+        return model, trainer, initial, weights.steps, scored
+
+    plain, _, _, plain_steps, _ = run("plain")
+    model, trainer, initial, steps, scored = run("averaged", ema_decay=0.5)
+    # training never reads the average: the step weights are the plain run's, bit for bit
+    for a, b in zip(plain_steps, steps):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    # by hand: the average starts at the initial weights and moves by 1 - min(0.5, (1 + n) / (10 + n))
+    average = [w.clone() for w in initial]
+    expected_scored = []
+    for n, step in enumerate(steps):
+        decay = min(0.5, (1 + n) / (10 + n))
+        average = [a + (1 - decay) * (w - a) for a, w in zip(average, step)]
+        expected_scored.append(average[0])
+    assert len(scored) == 3 and all(torch.allclose(s, e, atol=1e-6) for s, e in zip(scored, expected_scored))
+    # the average is left in the model at the end, and it is not the last step's weights
+    assert all(torch.allclose(p, a, atol=1e-6) for p, a in zip(model.parameters(), average))
+    assert not torch.equal(next(model.parameters()), steps[-1][0])
+    assert trainer.card_data.training["ema_decay"] == 0.5
+
+
+def test_resume_keeps_the_weight_average(toy, tokenizer, tmp_path, caplog):
+    common = dict(max_steps=4, save_strategy="steps", save_steps=2, ema_decay=0.9)
+
+    def run(output, resume=None, stop_after=None, **options):
+        model = _model(tokenizer, seed=1 if resume else 0)
+        args = _args(tmp_path, output_dir=str(tmp_path / output), **dict(common, **options))
+        trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, _objective(), lm_texts=lm_texts(toy),
+                                         eval_split=None)
+        if stop_after:
+            trainer.add_callback(_StopAt(stop_after))
+        trainer.train(resume_from_checkpoint=resume)
+        return model
+
+    straight = run("straight")
+    run("interrupted", stop_after=2)
+    checkpoint = tmp_path / "interrupted" / "checkpoint-2"
+    assert (checkpoint / "weight_average.pt").is_file()
+    resumed = run("interrupted", resume=str(checkpoint))
+    for name, tensor in straight.state_dict().items():
+        assert torch.allclose(tensor, resumed.state_dict()[name], atol=1e-6), name
+
+    # a checkpoint saved without the average: the resume goes on, says so, and starts the average there
+    (checkpoint / "weight_average.pt").unlink()
+    with caplog.at_level("WARNING", logger="lmrec_hf.trainer"):
+        run("interrupted", resume=str(checkpoint))
+    assert "has no weight_average.pt (it was saved without ema_decay)" in caplog.text
+
+
+def test_weight_average_refuses_bad_decays():
+    with pytest.raises(ValueError, match=r"`ema_decay` must be in \[0, 1\) .*got 1.0"):
+        LMRecTrainingArguments("unused", ema_decay=1.0)
+    with pytest.raises(ValueError, match=r"`ema_decay` must be in \[0, 1\) .*got -0.1"):
+        LMRecTrainingArguments("unused", ema_decay=-0.1)
+    with pytest.raises(ValueError, match="Set ema_decay=0 or load_best_model_at_end=False"):
+        LMRecTrainingArguments("unused", ema_decay=0.99, load_best_model_at_end=True, eval_strategy="steps",
+                               save_strategy="steps", use_cpu=True)
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\), e.g. 0.995, got 0"):
+        LMRecWeightAverage(0)

@@ -36,9 +36,9 @@ TRAINING_KEYS = ("mode", "learning_rate", "max_steps", "steps", "tokens_seen", "
                  "final_rec_loss", "best_eval_loss")
 # The objective's keys the card reports first (the paper's knobs); its options follow, in `RecObjective`'s order.
 OBJECTIVE_KEYS = ("rec_loss_weight", "rec_loss_weight_schedule", "rec_loss_type", "negative_layout", "num_negatives")
-# The objective's options beyond the paper's recipe, listed apart on the card.
+# The options beyond the paper's recipe (the objective's, then the weight average), listed apart on the card.
 OPTION_KEYS = ("prefix_pairs", "lm_on_rec_histories", "logq_correction", "item_bank_refresh_steps", "item_bank_loss",
-               "item_bank_negatives")
+               "item_bank_negatives", "ema_decay")
 
 
 def _protocol_id(record: dict) -> str:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
 from torch.utils.data import DataLoader, SequentialSampler
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .collators import JointBatchSampler, JointDataset, LMRecCollator
 from .data import RecData, eval_pairs, train_pairs
@@ -33,6 +36,9 @@ class QualityCurveCallback(TrainerCallback):
     afterwards is the checkpoint picked by that figure; `best_point` is that point (`None` without `keep_best`).
     Pick by a validation figure, never by a test one.
 
+    When the trainer keeps an average of the weights (`LMRecWeightAverage`, `ema_decay`), `average` is set and every
+    point scores the average, which is also what `keep_best` keeps.
+
     Example:
     ```python
     >>> curve = QualityCurveCallback(lambda model, tokenizer: {"valid_recall@10": score(model)}, every_s=600,
@@ -47,6 +53,7 @@ class QualityCurveCallback(TrainerCallback):
         self.evaluate = evaluate
         self.every_s = float(every_s)
         self.keep_best = keep_best
+        self.average: LMRecWeightAverage | None = None  # set by LMRecTrainer when it averages the weights
         self.points: list[dict] = []
         self.best_point: dict | None = None
         self._best_state: dict | None = None
@@ -79,22 +86,121 @@ class QualityCurveCallback(TrainerCallback):
     def _take(self, state, model, tokenizer) -> None:
         train_s = self.train_seconds()
         start, training = time.perf_counter(), model.training
+        weights = self.average.applied(model) if self.average is not None else nullcontext()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), weights:
                 figures = self.evaluate(model, tokenizer)
+                point = {"train_s": round(train_s, 2), "step": state.global_step, **figures}
+                if self.keep_best is not None:
+                    if self.keep_best not in figures:
+                        raise ValueError(f"QualityCurveCallback: keep_best={self.keep_best!r} is not among the figures "
+                                         f"that `evaluate` returned ({sorted(figures)}). Name one of those, or pass "
+                                         "keep_best=None.")
+                    if self.best_point is None or figures[self.keep_best] > self.best_point[self.keep_best]:
+                        self.best_point = point
+                        self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         finally:
             model.train(training)
             self._paused += time.perf_counter() - start
-        point = {"train_s": round(train_s, 2), "step": state.global_step, **figures}
-        if self.keep_best is not None:
-            if self.keep_best not in figures:
-                raise ValueError(f"QualityCurveCallback: keep_best={self.keep_best!r} is not among the figures that "
-                               f"`evaluate` returned ({sorted(figures)}). Name one of those, or pass keep_best=None.")
-            if self.best_point is None or figures[self.keep_best] > self.best_point[self.keep_best]:
-                self.best_point = point
-                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         point["eval_s"] = round(time.perf_counter() - start, 1)
         self.points.append(point)
+
+
+class LMRecWeightAverage(TrainerCallback):
+    """
+    An exponential moving average of the model's weights (`LMRecTrainingArguments.ema_decay`, an option beyond the
+    paper). After each optimizer step every parameter's average moves toward it: avg += (1 - d_n)·(w - avg), with
+    d_n = min(decay, (1 + n) / (10 + n)) at the n-th update, so the first updates are not tied to the initial
+    weights. Training itself never reads the average: `applied(model)` swaps it in (for an evaluation) and the
+    step's weights back out, exactly; at the end of training it stays in the model, so what is saved and scored is
+    the average. `LMRecTrainer` adds one when `ema_decay` > 0, ahead of the other callbacks, and its
+    `QualityCurveCallback`s evaluate the average.
+
+    A checkpoint saved during training holds the step's weights as usual, and the average beside them
+    (`weight_average.pt`), which `LMRecTrainer` reads back on a resume.
+
+    Example:
+    ```python
+    >>> average = LMRecWeightAverage(0.995)   # or LMRecTrainingArguments(..., ema_decay=0.995) with LMRecTrainer
+    >>> trainer.add_callback(average); trainer.train()   # the model now holds the average
+    ```
+    """
+
+    FILE = "weight_average.pt"
+
+    def __init__(self, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"LMRecWeightAverage: decay must be in (0, 1), e.g. 0.995, got {decay!r}.")
+        self.decay = float(decay)
+        self.updates = 0
+        self.shadow: list[torch.Tensor] | None = None
+        self.in_model = False  # True once the average has been left in the model at the end of training
+        self._resumed: dict | None = None
+
+    @staticmethod
+    def _parameters(model) -> list[torch.Tensor]:
+        return [p for p in model.parameters() if p.is_floating_point()]  # tied weights once (parameters() dedups)
+
+    def decay_at(self, updates: int) -> float:
+        return min(self.decay, (1 + updates) / (10 + updates))
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores a checkpoint's average; it is checked against the model when training begins."""
+        self._resumed = state
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        parameters = self._parameters(model)
+        self.in_model = False
+        if self._resumed is not None:
+            shadow = self._resumed["shadow"]
+            shapes = [tuple(p.shape) for p in parameters]
+            if [tuple(t.shape) for t in shadow] != shapes:
+                raise ValueError(f"LMRecWeightAverage: the checkpoint's {self.FILE} holds {len(shadow)} tensors whose "
+                                 f"shapes do not match the model's {len(shapes)} parameters. Resume with the model "
+                                 f"the checkpoint was trained with, or delete {self.FILE} to restart the average "
+                                 "from the checkpoint's weights.")
+            self.shadow = [t.to(p.device, p.dtype) for t, p in zip(shadow, parameters)]
+            self.updates, self._resumed = int(self._resumed["updates"]), None
+        else:
+            self.shadow = [p.detach().clone() for p in parameters]
+            self.updates = 0
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        with torch.no_grad():
+            weight = 1.0 - self.decay_at(self.updates)
+            torch._foreach_lerp_(self.shadow, [p.detach() for p in self._parameters(model)], weight)
+        self.updates += 1
+
+    def on_save(self, args, state, control, **kwargs):
+        if args.should_save and self.shadow is not None:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():
+                torch.save({**self.state_dict(), "shadow": [t.cpu() for t in self.shadow]}, folder / self.FILE)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self.shadow is not None and not self.in_model:
+            with torch.no_grad():
+                torch._foreach_copy_(self._parameters(model), self.shadow)
+            self.in_model = True
+
+    @contextmanager
+    def applied(self, model):
+        """The average in the model for the block's duration, the step's weights put back after it."""
+        if self.shadow is None or self.in_model:
+            yield model
+            return
+        parameters = self._parameters(model)
+        with torch.no_grad():
+            current = [p.detach().clone() for p in parameters]
+            torch._foreach_copy_(parameters, self.shadow)
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(parameters, current)
 
 
 class LMRecTrainer(Trainer):
@@ -141,6 +247,31 @@ class LMRecTrainer(Trainer):
         self.card_data = LMRecModelCardData()
         self.card_data.record_objective(objective, rec_loss_weight=self._initial_rec_loss_weight)
         self.add_callback(LMRecModelCardCallback(self.card_data))
+        self.weight_average: LMRecWeightAverage | None = None
+        if self.args.ema_decay:
+            self.weight_average = LMRecWeightAverage(self.args.ema_decay)
+            # first, so the average has taken a step before any other callback evaluates it, and is in the model
+            # before a QualityCurveCallback takes its last point and puts back its best
+            self.callback_handler.callbacks.insert(0, self.weight_average)
+            self.card_data.training["ema_decay"] = self.args.ema_decay
+
+    def train(self, *args, **kwargs):
+        if self.weight_average is not None:  # curves passed to the constructor or added since score the average
+            for callback in self.callback_handler.callbacks:
+                if isinstance(callback, QualityCurveCallback):
+                    callback.average = self.weight_average
+        return super().train(*args, **kwargs)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None or self.weight_average is None:
+            return
+        path = Path(checkpoint) / LMRecWeightAverage.FILE
+        if path.is_file():
+            self.weight_average.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        else:
+            logger.warning(f"{checkpoint} has no {LMRecWeightAverage.FILE} (it was saved without ema_decay): the "
+                           "weight average restarts from the checkpoint's weights.")
 
     def _record_in_checkpoint(self) -> None:
         """The one place training writes into the model config: what evaluation of the checkpoint must know (the

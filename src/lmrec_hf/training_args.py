@@ -52,6 +52,14 @@ class LMRecTrainingArguments(TrainingArguments):
         default=100, metadata={"help": "Stop when the rec validation loss has not improved for this many steps "
                                        "(0 turns early stopping off). Needs eval_strategy='steps'."}
     )
+    ema_decay: float = field(
+        default=0.0,
+        metadata={"help": "Option, not in the paper: keep an exponential moving average of the weights with this "
+                          "decay (0.995 averages over about the last 200 steps; the decay ramps up as (1 + n) / (10 + n) "
+                          "over the first updates), evaluate it during training and leave it in the model at the end, "
+                          "so it is what is saved and scored. Checkpoints hold the average too (weight_average.pt), "
+                          "for a resume. 0 turns it off."},
+    )
 
     # The paper's recipe, as defaults of the base class fields.
     adam_beta2: float = field(default=0.98)
@@ -78,6 +86,13 @@ class LMRecTrainingArguments(TrainingArguments):
         if self.early_stopping_patience_steps < 0:
             raise ValueError("LMRecTrainingArguments: `early_stopping_patience_steps` must be >= 0, got "
                              f"{self.early_stopping_patience_steps}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"LMRecTrainingArguments: `ema_decay` must be in [0, 1) (0 is off; 0.995 averages over "
+                             f"about the last 200 steps), got {self.ema_decay}.")
+        if self.ema_decay and self.load_best_model_at_end:
+            raise ValueError("LMRecTrainingArguments: `ema_decay` and `load_best_model_at_end` each decide which "
+                             "weights the model ends with (the average, or the best checkpoint's last-step weights). "
+                             "Set ema_decay=0 or load_best_model_at_end=False.")
         # Trainer sizes its logs and eval loaders from these.
         self.per_device_train_batch_size = self.rec_batch_size if self.mode != "lm_only" else self.lm_batch_size
         super().__post_init__()
