@@ -55,10 +55,10 @@ class LMRecTrainingArguments(TrainingArguments):
     ema_decay: float = field(
         default=0.0,
         metadata={"help": "Option, not in the paper: keep an exponential moving average of the weights with this "
-                          "decay (0.995 averages over about the last 200 steps; the decay ramps up as (1 + n) / (10 + n) "
-                          "over the first updates), evaluate it during training and leave it in the model at the end, "
-                          "so it is what is saved and scored. Checkpoints hold the average too (weight_average.pt), "
-                          "for a resume. 0 turns it off."},
+                          "decay (0.995 averages over about the last 200 steps; the decay ramps up as "
+                          "(1 + n) / (10 + n) over the first updates), evaluate it during training and leave it in the "
+                          "model at the end, so it is what is saved and scored. Checkpoints hold the average too "
+                          "(weight_average.pt), for a resume. 0 turns it off."},
     )
 
     # The paper's recipe, as defaults of the base class fields.
