@@ -307,6 +307,34 @@ def test_a_vocabulary_over_an_adopted_state_is_judged_against_that_state_and_onc
     assert "| `--item_bank_negatives 512` | 42 | 2,200 | 0.55 | 0.1120 (1,000) | +0.0030 |" in third
 
 
+def test_the_recipe_row_pools_the_runs_at_the_state_the_file_holds_now(monkeypatch):
+    recipe = "training/configs/scientific-best-cpu.yaml"
+
+    def run(seed, final, overrides, vocab, file_state):
+        return dict(_record("lmrec", seed, final, recipe), overrides=overrides, steps=2200, max_history_items=10,
+                    vocab_size=vocab, recipe_state=file_state, date="2026-12-04 10:00 UTC")
+
+    reference = [dict(_record("lmrec", seed, 0.09, recipe), max_history_items=20, vocab_size=8192) for seed in (42, 43)]
+    older = run(42, 0.2, ["--max_history_items", "10", "--max_steps", "2200"], 8192, [1000, 20, 8192])
+    adopted = [run(seed, final, ["--vocab_size", "4096"], 4096, [2200, 10, 8192])
+               for seed, final in ((42, 0.08), (43, 0.1))]
+    plain = run(45, 0.09, [], 4096, [2200, 10, 4096])  # made from the file once it held vocabulary 4,096
+    option = run(42, 0.5, ["--ema_decay", "0.995"], 4096, [2200, 10, 4096])  # a change, not the recipe
+    kept = dict(plain, keep_best="valid_recall@10", seed=46)  # another checkpoint of a run, not another run
+    records = [*reference, older, *adopted, plain, option, kept]
+    monkeypatch.setattr(curve, "_current_state", lambda path: (2200, 10, 4096))
+    (line,) = [line for line in curve.render_recipe_rows(records) if line]
+    assert line.startswith("**The recipe as scientific-best-cpu.yaml holds it now** (2,200 steps, 10-item histories "
+                           "and vocabulary 4,096; its runs without overrides and those whose overrides only set this "
+                           "state), 3 seeds (42, 43, 45): final test Recall@10 0.0900 ± 0.0100, NDCG@10 0.0450 ± "
+                           "0.0050; picked by valid, test Recall@10 0.0900 ± 0.0100; best valid Recall@10 0.0900 ± "
+                           "0.0100; 1,200 to 1,200 s of training.")
+    assert line in "\n".join(curve.render(records).splitlines())
+    # the file at a state no run was made at: no row
+    monkeypatch.setattr(curve, "_current_state", lambda path: (3000, 10, 4096))
+    assert curve.render_recipe_rows(records) == []
+
+
 def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_of_the_same_seeds():
     recipe = "training/configs/scientific-best-cpu.yaml"
     plain = [_record("lmrec", 42, 0.10, recipe), _record("lmrec", 43, 0.102, recipe),

@@ -177,6 +177,7 @@ def render(records: list[dict]) -> str:
                      f"{best['test_recall@10']:.4f} ({best['train_s']:,.0f}) | {r['metrics']['recall@10']:.4f} | "
                      f"{r['metrics']['ndcg@10']:.4f} |")
     lines += render_changes(records)
+    lines += render_recipe_rows(records)
     lines += ["", "Final test Recall@10, mean ± std over seeds: " +
               _summary(records, lambda r: r["metrics"]["recall@10"]) + ".", "",
               "Test Recall@10 picked by valid, mean ± std over seeds: " +
@@ -223,15 +224,48 @@ def _recipe_state(record: dict) -> State | None:
 
 @functools.lru_cache(maxsize=None)
 def _committed_state(commit: str, recipe: str) -> State | None:
-    import yaml
-
     shown = subprocess.run(["git", "show", f"{commit}:{recipe}"], cwd=ROOT, capture_output=True, text=True)
     if shown.returncode:  # a commit this clone lacks: the caller falls back to the run's own state
         return None
-    config = yaml.safe_load(shown.stdout) or {}
+    return _yaml_state(shown.stdout)
+
+
+def _yaml_state(text: str) -> State | None:
+    import yaml
+
+    config = yaml.safe_load(text) or {}
     if "max_steps" not in config or "max_history_items" not in config:
         return None
     return config["max_steps"], config["max_history_items"], config.get("vocab_size")
+
+
+def _current_state(recipe: str) -> State | None:
+    """The recipe file's state as the working tree holds it now (None when the file is gone)."""
+    path = ROOT / recipe
+    return _yaml_state(path.read_text()) if path.is_file() else None
+
+
+def render_recipe_rows(records: list[dict]) -> list[str]:
+    """The recipe as its file holds it now, over seeds: its plain runs at the file's current state (runs without
+    overrides, and runs whose overrides only set that state, which resolve to the same arguments; `_bases`)."""
+    lmrec = [r for r in records if r["model_id"] == "lmrec" and r.get("recipe") and not r.get("keep_best")]
+    lines: list[str] = []
+    for recipe in sorted({r["recipe"] for r in lmrec}):
+        state = _current_state(recipe)
+        runs = _bases([r for r in lmrec if r["recipe"] == recipe])[1].get(state, []) if state else []
+        if not runs:
+            continue
+        runs = sorted(runs, key=lambda r: r["seed"])
+        seconds = [r["points"][-1]["train_s"] for r in runs]
+        lines += ["", f"**The recipe as {Path(recipe).name} holds it now** ({_describe_state(state)}; its runs "
+                  "without overrides and those whose overrides only set this state), "
+                  f"{len(runs)} seed{'s' if len(runs) > 1 else ''} ({', '.join(str(r['seed']) for r in runs)}): "
+                  f"final test Recall@10 {_mean_std([r['metrics']['recall@10'] for r in runs])}, NDCG@10 "
+                  f"{_mean_std([r['metrics']['ndcg@10'] for r in runs])}; picked by valid, test Recall@10 "
+                  f"{_mean_std([best_valid_point(r)['test_recall@10'] for r in runs])}; best valid Recall@10 "
+                  f"{_mean_std([best_valid_point(r)['valid_recall@10'] for r in runs])}; "
+                  f"{min(seconds):,.0f} to {max(seconds):,.0f} s of training."]
+    return lines
 
 
 def _describe_state(state: State) -> str:
