@@ -304,6 +304,11 @@ def test_a_vocabulary_over_an_adopted_state_is_judged_against_that_state_and_onc
     assert "| `--vocab_size 4096` | 43 | 2,200 | 0.55 | 0.1120 (1,000) | -0.0010 |" in second
     assert "| `--vocab_size 4096` | 2,200 | 42, 43, 44 |" in second and "| -0.0010 | 0.0035 | seed noise |" in second
     assert "(the runs of `--vocab_size 4096`, adopted into the file)" in third
+    # a run made from the file once it holds the state joins them, and the table says so
+    made = run(45, 0.111, [], 2200, 10, 4096, [2200, 10, 4096], 5)
+    third = "\n".join(curve.render_changes([*plain, *adopted, *smaller, early, option, made])).split(headings[2])[1]
+    assert "(the runs of `--vocab_size 4096`, adopted into the file, and runs made from the file since)" in third
+    assert "over 4 seeds" in third and "over 3 seeds" not in third
     assert "| `--item_bank_negatives 512` | 42 | 2,200 | 0.55 | 0.1120 (1,000) | +0.0030 |" in third
 
 

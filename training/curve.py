@@ -339,7 +339,9 @@ def _changes_table(recipe: str, state: State, base: list[dict], changed: list[di
     set_by = sorted({" ".join(r["overrides"]) for r in base if r.get("overrides")})
     which = (f"the plain recipe's run ({_describe_state(state)})" if reference else
              f"the recipe's run at {_describe_state(state)}" +
-             (f" (the runs of {', '.join(f'`{o}`' for o in set_by)}, adopted into the file)" if set_by else ""))
+             (f" (the runs of {', '.join(f'`{o}`' for o in set_by)}, adopted into the file"
+              f"{', and runs made from the file since' if any(not r.get('overrides') for r in base) else ''})"
+              if set_by else ""))
     lines = ["", f"### Changes to {Path(recipe).name} against its plain run at {_describe_state(state)}, picked on "
              "valid (generated)", "",
              f"Each run changes the recipe on the command line; it is compared with {which} of the same seed by its "
