@@ -111,7 +111,8 @@ class LMRecWeightAverage(TrainerCallback):
     An exponential moving average of the model's weights (`LMRecTrainingArguments.ema_decay`, an option beyond the
     paper). After each optimizer step every parameter's average moves toward it: avg += (1 - d_n)·(w - avg), with
     d_n = min(decay, (1 + n) / (10 + n)) at the n-th update, so the first updates are not tied to the initial
-    weights. Training itself never reads the average: `applied(model)` swaps it in (for an evaluation) and the
+    weights. Training itself never reads the average, nor does the trainer's own `eval_loss` (early stopping
+    watches the step's weights): `applied(model)` swaps it in (for an evaluation) and the
     step's weights back out, exactly; at the end of training it stays in the model, so what is saved and scored is
     the average. `LMRecTrainer` adds one when `ema_decay` > 0, ahead of the other callbacks, and its
     `QualityCurveCallback`s evaluate the average.
