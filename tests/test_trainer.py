@@ -104,13 +104,13 @@ def test_joint_loss_uses_scheduled_lambda(toy, tokenizer, tmp_path):
             assert h["loss"] == pytest.approx(h["lm_loss"] + h["rec_loss_weight"] * h["rec_loss"], rel=1e-4)
 
 
-def test_resume_is_exact(toy, tokenizer, tmp_path):
-    common = dict(max_steps=4, save_strategy="steps", save_steps=2)
-
+def _resumable_run(toy, tokenizer, tmp_path, options: dict):
+    """run(output, resume=None, stop_after=None): 4 steps with a checkpoint every 2, the model trained."""
     def run(output, resume=None, stop_after=None):
         # A resumed run starts from other random weights, so only the checkpoint can make it match.
         model = _model(tokenizer, seed=1 if resume else 0)
-        args = _args(tmp_path, output_dir=str(tmp_path / output), **common)
+        args = _args(tmp_path, output_dir=str(tmp_path / output), max_steps=4, save_strategy="steps", save_steps=2,
+                     **options)
         trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, _objective(), lm_texts=lm_texts(toy),
                                          eval_split=None)
         if stop_after:
@@ -118,6 +118,11 @@ def test_resume_is_exact(toy, tokenizer, tmp_path):
         trainer.train(resume_from_checkpoint=resume)
         return model
 
+    return run
+
+
+def test_resume_is_exact(toy, tokenizer, tmp_path):
+    run = _resumable_run(toy, tokenizer, tmp_path, {})
     straight = run("straight")
     run("interrupted", stop_after=2)
     resumed = run("interrupted", resume=str(tmp_path / "interrupted" / "checkpoint-2"))
@@ -329,18 +334,7 @@ def test_weight_average_is_scored_and_kept_while_training_runs_on_the_step_weigh
 
 
 def test_resume_keeps_the_weight_average(toy, tokenizer, tmp_path, caplog):
-    common = dict(max_steps=4, save_strategy="steps", save_steps=2, ema_decay=0.9)
-
-    def run(output, resume=None, stop_after=None, **options):
-        model = _model(tokenizer, seed=1 if resume else 0)
-        args = _args(tmp_path, output_dir=str(tmp_path / output), **dict(common, **options))
-        trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, _objective(), lm_texts=lm_texts(toy),
-                                         eval_split=None)
-        if stop_after:
-            trainer.add_callback(_StopAt(stop_after))
-        trainer.train(resume_from_checkpoint=resume)
-        return model
-
+    run = _resumable_run(toy, tokenizer, tmp_path, {"ema_decay": 0.9})
     straight = run("straight")
     run("interrupted", stop_after=2)
     checkpoint = tmp_path / "interrupted" / "checkpoint-2"
