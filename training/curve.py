@@ -245,10 +245,16 @@ def _current_state(recipe: str) -> State | None:
     return _yaml_state(path.read_text()) if path.is_file() else None
 
 
+def _recipe_runs(records: list[dict]) -> list[dict]:
+    """The LMRec runs of a recipe that the changes and the recipe's row are read from (a kept checkpoint is not
+    another run)."""
+    return [r for r in records if r["model_id"] == "lmrec" and r.get("recipe") and not r.get("keep_best")]
+
+
 def render_recipe_rows(records: list[dict]) -> list[str]:
     """The recipe as its file holds it now, over seeds: its plain runs at the file's current state (runs without
     overrides, and runs whose overrides only set that state, which resolve to the same arguments; `_bases`)."""
-    lmrec = [r for r in records if r["model_id"] == "lmrec" and r.get("recipe") and not r.get("keep_best")]
+    lmrec = _recipe_runs(records)
     lines: list[str] = []
     for recipe in sorted({r["recipe"] for r in lmrec}):
         state = _current_state(recipe)
@@ -303,7 +309,7 @@ def render_changes(records: list[dict]) -> list[str]:
     runs of the state its file held when it ran (`_recipe_state`), and so is a state-only change (`--vocab_size 4096`
     over that file) where that state has plain runs. Every other change is judged against the reference runs, the
     recipe without overrides with the most seeds. One table per plain state."""
-    lmrec = [r for r in records if r["model_id"] == "lmrec" and r.get("recipe") and not r.get("keep_best")]
+    lmrec = _recipe_runs(records)
     lines: list[str] = []
     for recipe in sorted({r["recipe"] for r in lmrec}):
         runs = [r for r in lmrec if r["recipe"] == recipe]
