@@ -146,7 +146,8 @@ class LMRecWeightAverage(TrainerCallback):
         return min(self.decay, (1 + updates) / (10 + updates))
 
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "updates": self.updates, "shadow": self.shadow}
+        """What a checkpoint keeps of the average (on the CPU), for `load_state_dict` on a resume."""
+        return {"decay": self.decay, "updates": self.updates, "shadow": [t.cpu() for t in self.shadow or []]}
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a checkpoint's average; it is checked against the model when training begins."""
@@ -179,7 +180,7 @@ class LMRecWeightAverage(TrainerCallback):
         if args.should_save and self.shadow is not None:
             folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             if folder.is_dir():
-                torch.save({**self.state_dict(), "shadow": [t.cpu() for t in self.shadow]}, folder / self.FILE)
+                torch.save(self.state_dict(), folder / self.FILE)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if self.shadow is not None and not self.in_model:
