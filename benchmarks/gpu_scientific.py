@@ -14,6 +14,9 @@ On the lent machine, with the data and the wheels carried (docs/results.md, "The
 
     python3 benchmarks/gpu_scientific.py run --data gpu-data/amazon-scientific --window 470 --output-dir $OUT
 
+and the third window's runs with `--runs 7m-batch128 20m-lr3e-4-batch128 20m-lr1e-3-batch512 125m-lr1e-4-batch128
+125m-lr2e-4-batch128` (THIRD_WINDOW).
+
 On any machine, a smoke run of the same code paths at tiny sizes (four to five minutes on 2 cores):
 
     python benchmarks/gpu_scientific.py run --device cpu --quick --output-dir /tmp/gpu-scientific
@@ -45,13 +48,21 @@ PAPER_RECALL = 0.1264  # the paper's LMRec on Scientific, test Recall@10 (docs/r
 # name, preset, learning rate, steps (None: as many as the window allows), overrides of the recipe. The 7m row is the
 # recipe itself, at its own 2,200 steps: the link between these figures and the CPU's. Learning rates: the recipe's
 # 1e-3 for 7m and 20m, 3e-4 for 20m too, and for 125m the two rates around the paper's 2e-4 (the demo recipe's 5e-4
-# diverged at 125m on OR, docs/results.md "GPU check"). The batch-128 row takes four times the recipe's users a step:
+# diverged at 125m on OR, docs/results.md "GPU check"). The batch-128 rows take four times the recipe's users a step:
 # on the GPU a step's cost is mostly fixed (the first window's runs took 0.16 s a step at 7m, 0.22 s at 125m).
 RUNS = [("7m-recipe", "7m", 1e-3, 2200, []), ("20m-lr1e-3", "20m", 1e-3, None, []),
         ("20m-lr3e-4", "20m", 3e-4, None, []), ("125m-lr3e-4", "125m", 3e-4, None, []),
         ("125m-lr1e-4", "125m", 1e-4, None, []),
-        ("125m-lr1e-4-batch128", "125m", 1e-4, None, ["--rec_batch_size", "128"])]
+        ("125m-lr1e-4-batch128", "125m", 1e-4, None, ["--rec_batch_size", "128"]),
+        ("7m-batch128", "7m", 1e-3, None, ["--rec_batch_size", "128"]),
+        ("20m-lr3e-4-batch128", "20m", 3e-4, None, ["--rec_batch_size", "128"]),
+        ("20m-lr1e-3-batch512", "20m", 1e-3, None, ["--rec_batch_size", "512"]),
+        ("125m-lr2e-4-batch128", "125m", 2e-4, None, ["--rec_batch_size", "128"])]
 FIRST_WINDOW = [run[0] for run in RUNS[:5]]
+# The third window: every size at four times the recipe's users a step (the first two windows found a GPU step cheap
+# to widen), the whole window each, and 20m at the paper's learning rate with a batch of 512, nearer its 1,024.
+THIRD_WINDOW = ["7m-batch128", "20m-lr3e-4-batch128", "20m-lr1e-3-batch512", "125m-lr1e-4-batch128",
+                "125m-lr2e-4-batch128"]
 QUICK_PRESETS = {"7m": "1.7m", "20m": "1.7m", "125m": "1.7m"}
 
 
