@@ -10,6 +10,21 @@ every `--every` seconds of training and at the end (curve.py's `QualityCurveCall
 clock). A run is picked on valid, never on test. Each run's record (`<run>.json` in `--output-dir`) is rewritten after
 every point, so a run stopped at the window's end keeps the points it took.
 
+The carry, prepared here in the repository's root (both folders git-ignored through .git/info/exclude; the Amazon
+files go only to the lent machine and are deleted here after the run). The wheels are this .venv's versions of what
+the lent machine's image lacks or holds older (its list: /work/.library/device/KINDS.md); 20 files, 27 MB:
+
+    printf '/.whl/\n/gpu-data/\n' >> .git/info/exclude
+    mkdir -p gpu-data && cp -r ../shared/data/amazon-scientific gpu-data/
+    names='transformers|tokenizers|datasets|accelerate|huggingface[-_]hub|hf[-_]xet|dill|multiprocess|fsspec|click'
+    names="$names|httpx2|httpcore2|truststore|kernels|tomlkit|typing[-_]extensions|anyio|regex|h11|idna"
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+        $(.venv/bin/pip freeze | grep -iE "^($names)==")
+
+and the device tool's `run` carries [".whl", "gpu-data"], starting with `python3 -m pip install -q --no-index --no-deps
+--target /tmp/site .whl/*.whl` and `export PYTHONPATH=/tmp/site:$PWD/src LMREC_GIT_COMMIT=<this commit>`.
+
 On the lent machine, with the data and the wheels carried (docs/results.md, "The GPU check" under issue 24):
 
     python3 benchmarks/gpu_scientific.py run --data gpu-data/amazon-scientific --window 470 --output-dir $OUT
