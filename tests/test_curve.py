@@ -310,6 +310,14 @@ def test_a_vocabulary_over_an_adopted_state_is_judged_against_that_state_and_onc
     assert "(the runs of `--vocab_size 4096`, adopted into the file, and runs made from the file since)" in third
     assert "over 4 seeds" in third and "over 3 seeds" not in third
     assert "| `--item_bank_negatives 512` | 42 | 2,200 | 0.55 | 0.1120 (1,000) | +0.0030 |" in third
+    # as many runs made from the file as the reference has, and more: the reference stays the recipe before any
+    # adoption, and the vocabulary runs stay among the file's plain runs
+    more = [run(seed, 0.111, [], 2200, 10, 4096, [2200, 10, 4096], 6) for seed in (46, 47, 48)]
+    for extra in (more[:2], more):
+        lines = curve.render_changes([*plain, *adopted, *smaller, early, option, made, *extra])
+        assert [line for line in lines if line.startswith("### ")] == headings
+        third = "\n".join(lines).split(headings[2])[1]
+        assert f"over {4 + len(extra)} seeds" in third and "adopted into the file, and runs made" in third
 
 
 def test_the_recipe_row_pools_the_runs_at_the_state_the_file_holds_now(monkeypatch):

@@ -282,16 +282,21 @@ def _describe_state(state: State) -> str:
 
 
 def _bases(runs: list[dict]) -> tuple[State | None, dict]:
-    """The recipe's plain runs by state, and the reference state: the runs without overrides that have the most
-    seeds (the recipe's run before any adoption, the one every state-only change was judged against). At another
-    state, runs without overrides and runs whose overrides only set that state resolve to the same arguments, so both
-    are its plain runs."""
+    """The recipe's plain runs by state, and the reference state: the recipe's run before any adoption, the one
+    every state-only change was judged against. It is the state with the most runs without overrides among those
+    no state-only change reached: an adopted state (one a change such as `--vocab_size 4096` set over another
+    state of the file) is never the reference, however many runs are later made from the file that holds it. At
+    another state, runs without overrides and runs whose overrides only set that state resolve to the same
+    arguments, so both are its plain runs."""
     plain: dict[State, list[dict]] = {}
     for r in runs:
         if not options_beyond_state(r):
             plain.setdefault(_state(r), []).append(r)
     untouched = {state: [r for r in group if not r.get("overrides")] for state, group in plain.items()}
-    reference = max((s for s in untouched if untouched[s]), key=lambda s: (len(untouched[s]), s[0]), default=None)
+    adopted = {_state(r) for group in plain.values() for r in group
+               if r.get("overrides") and _recipe_state(r) != _state(r)}
+    candidates = [s for s in untouched if untouched[s] and s not in adopted] or [s for s in untouched if untouched[s]]
+    reference = max(candidates, key=lambda s: (len(untouched[s]), s[0]), default=None)
     if reference is not None:
         plain[reference] = untouched[reference]  # a state-only run recorded there is a change judged against them
     return reference, plain
