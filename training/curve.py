@@ -295,7 +295,8 @@ def _bases(runs: list[dict]) -> tuple[State | None, dict]:
     untouched = {state: [r for r in group if not r.get("overrides")] for state, group in plain.items()}
     adopted = {_state(r) for group in plain.values() for r in group
                if r.get("overrides") and _recipe_state(r) != _state(r)}
-    candidates = [s for s in untouched if untouched[s] and s not in adopted] or [s for s in untouched if untouched[s]]
+    with_runs = [s for s in untouched if untouched[s]]
+    candidates = [s for s in with_runs if s not in adopted] or with_runs
     reference = max(candidates, key=lambda s: (len(untouched[s]), s[0]), default=None)
     if reference is not None:
         plain[reference] = untouched[reference]  # a state-only run recorded there is a change judged against them
@@ -313,7 +314,7 @@ def render_changes(records: list[dict]) -> list[str]:
     that also set a state without plain runs (`--dropout 0.1 --max_steps 3000` over that file) is judged against the
     runs of the state its file held when it ran (`_recipe_state`), and so is a state-only change (`--vocab_size 4096`
     over that file) where that state has plain runs. Every other change is judged against the reference runs, the
-    recipe without overrides with the most seeds. One table per plain state."""
+    recipe before any adoption (`_bases`). One table per plain state."""
     lmrec = _recipe_runs(records)
     lines: list[str] = []
     for recipe in sorted({r["recipe"] for r in lmrec}):
