@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import check_choice
-from .configuration_lmrec import LMREC_PRESETS
+from .configuration_lmrec import LMREC_PRESETS, REC_SIMILARITIES
 from .data import FORMATS, ONLINE_RETAIL_ALIAS, SPLIT_PROTOCOLS, same_source
 from .losses import RecObjective
 from .training_args import LMRecTrainingArguments
@@ -49,6 +50,12 @@ class ModelArguments:
         "help": "Option, not the paper's model (UniSRec's transductive setting): add a learned item-id embedding, "
                 "zero at the start, to W_i z_i of each training-catalogue item. Items outside that catalogue (and "
                 "items never trained, such as cold ones) are scored by their text alone. Off: text only."})
+    rec_similarity: str | None = field(default=None, metadata={
+        "help": "How the rec head scores a user against an item: 'dot' (the paper's <W_u z_u, W_i z_i>) or 'cosine' "
+                "(an option: their cosine / rec_temperature, as UniSRec and Recformer score). None: 'dot' for a new "
+                "model, the checkpoint's own with `init_from`."})
+    rec_temperature: float | None = field(default=None, metadata={
+        "help": "Temperature of 'cosine' scores (None: 0.05 for a new model, the checkpoint's own with `init_from`)."})
     tokenizer_texts: int = field(default=20000, metadata={"help": "Histories sampled to train the tokenizer."})
     tokenizer_source: str = field(
         default="stream", metadata={"help": "What the tokenizer learns from, beside the item texts: 'stream' (the LM "
@@ -67,6 +74,18 @@ class ModelArguments:
             raise ValueError(f"`lora_r` {self.lora_r} adapts a pretrained encoder, but no `init_from` was given. Set "
                              "init_from to the encoder's checkpoint folder, or lora_r to 0 to train from scratch.")
         check_choice("lora_targets", self.lora_targets, ["attention", "attention+mlp"])
+        if self.rec_similarity is not None:
+            check_choice("rec_similarity", self.rec_similarity, list(REC_SIMILARITIES))
+        if self.rec_temperature is not None:
+            temperature = self.rec_temperature
+            if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                    or not math.isfinite(temperature) or temperature <= 0):
+                raise ValueError(f"`rec_temperature` must be a finite number > 0 (cosine scores are divided by it; "
+                                 f"0.05 is UniSRec's), got {temperature!r}.")
+            if (self.rec_similarity or "dot") == "dot" and not self.init_from:
+                raise ValueError(f"`rec_temperature` {temperature} divides cosine scores, but `rec_similarity` is "
+                                 "'dot' (the default), which has no temperature. Set rec_similarity: cosine, or drop "
+                                 "rec_temperature.")
         if self.item_id_embeddings and self.init_from:
             raise ValueError("`item_id_embeddings` adds an id table sized to the catalogue of a model trained from "
                              f"scratch, but `init_from` ({self.init_from}) starts from a checkpoint. Drop one of the "

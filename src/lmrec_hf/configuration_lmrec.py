@@ -18,6 +18,8 @@ LMREC_PRESETS = {
     "125m": {"n_layer": 12, "n_embd": 768, "n_head": 12, "n_inner": 2048, "rec_loss_weight": 3e-3},
     "210m": {"n_layer": 24, "n_embd": 768, "n_head": 16, "n_inner": 2048, "rec_loss_weight": 3e-3},
 }
+# How the rec head scores a user against an item (`LMRecConfig.rec_similarity`).
+REC_SIMILARITIES = ("dot", "cosine")
 
 
 class LMRecConfig(PretrainedConfig):
@@ -66,6 +68,13 @@ class LMRecConfig(PretrainedConfig):
         item_id_catalog (`str`, *optional*):
             Fingerprint of the catalogue those rows belong to (`catalog_fingerprint` of its item texts). Evaluation
             and the catalog add the id embedding only on that catalogue; anything else is scored by text alone.
+        rec_similarity (`str`, *optional*, defaults to `"dot"`):
+            How a user meets an item. `"dot"` is the paper's <W_u z_u, W_i z_i>. `"cosine"` (an option, as UniSRec
+            and Recformer score) scales both projected vectors to length 1 / sqrt(`rec_temperature`), so their dot
+            product is cos(W_u z_u, W_i z_i) / `rec_temperature`; every projected vector the model returns (the
+            pipeline's `projection="user"` / `"item"` included) is scaled so.
+        rec_temperature (`float`, *optional*, defaults to 0.05):
+            The temperature of `"cosine"` scores; unused by `"dot"`.
 
     Example:
     ```python
@@ -105,6 +114,8 @@ class LMRecConfig(PretrainedConfig):
         item_max_length=None,
         item_id_embeddings=0,
         item_id_catalog=None,
+        rec_similarity="dot",
+        rec_temperature=0.05,
         use_cache=True,
         bos_token_id=None,
         eos_token_id=0,
@@ -144,6 +155,15 @@ class LMRecConfig(PretrainedConfig):
         if item_id_embeddings and not item_id_catalog:
             raise ValueError("LMRecConfig: `item_id_embeddings` needs `item_id_catalog`, the fingerprint of the "
                              "catalogue its rows belong to (lmrec_hf.catalog_fingerprint(item_texts)).")
+        if rec_similarity not in REC_SIMILARITIES:
+            raise ValueError(f"LMRecConfig: `rec_similarity` must be one of {REC_SIMILARITIES}, got "
+                             f"{rec_similarity!r}: 'dot' scores <W_u z_u, W_i z_i> (the paper), 'cosine' their "
+                             "cosine / rec_temperature.")
+        if not _finite_number(rec_temperature) or rec_temperature <= 0:
+            raise ValueError(f"LMRecConfig: `rec_temperature` must be a finite number > 0 (cosine scores are divided "
+                             f"by it; 0.05 is UniSRec's), got {rec_temperature!r}.")
+        self.rec_similarity = rec_similarity
+        self.rec_temperature = float(rec_temperature)
         self.item_max_length = item_max_length
         self.item_id_embeddings = item_id_embeddings
         self.item_id_catalog = item_id_catalog
@@ -215,4 +235,4 @@ def _divisor(n_embd: int, n_head: int) -> int:
     return min(divisors, key=lambda d: (abs(d - n_head), d))
 
 
-__all__ = ["LMRecConfig", "LMREC_PRESETS", "catalog_fingerprint"]
+__all__ = ["LMRecConfig", "LMREC_PRESETS", "REC_SIMILARITIES", "catalog_fingerprint"]

@@ -231,7 +231,7 @@ def evaluate_last_item(model, tokenizer, data: RecData, split: str = "test", ks=
     """
     z = _item_features(model, tokenizer, data, None, max_length)
     with torch.no_grad():
-        users, items = model.user_projection(z), model.item_projection(z)
+        users, items = model.project_users(z), model.project_items(z)
     return _evaluate_by_last_item(users, items, data, split, ks, options)
 
 

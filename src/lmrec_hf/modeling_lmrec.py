@@ -289,12 +289,12 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
         """
         W_i z_i, plus the learned item-id embedding E[id] when the model has one (`config.item_id_embeddings`) and
         `item_ids` are given: row k of `z_i` is catalogue item `item_ids[k]`, -1 for an item outside the catalogue
-        (text alone).
+        (text alone). With `config.rec_similarity="cosine"` the sum is scaled as `_for_similarity` says.
         """
         projected = self.item_projection(z_i)
         table = getattr(self, "item_id_embedding", None)
         if table is None or item_ids is None:
-            return projected
+            return self._for_similarity(projected)
         item_ids = item_ids.to(projected.device).long()
         if item_ids.shape != projected.shape[:1]:
             raise ValueError(f"`item_ids` must have one catalogue row per item row, shape ({projected.shape[0]},), "
@@ -303,7 +303,20 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             raise ValueError(f"`item_ids` must be catalogue rows in [0, {table.num_embeddings}) or -1 for an item "
                              f"outside the catalogue, got {int(item_ids.min())} to {int(item_ids.max())}.")
         known = (item_ids >= 0).unsqueeze(-1)
-        return projected + table(item_ids.clamp(min=0)) * known
+        return self._for_similarity(projected + table(item_ids.clamp(min=0)) * known)
+
+    def project_users(self, z_u: torch.Tensor) -> torch.Tensor:
+        """W_u z_u, scaled for `config.rec_similarity` as `project_items` scales W_i z_i."""
+        return self._for_similarity(self.user_projection(z_u))
+
+    def _for_similarity(self, projected: torch.Tensor) -> torch.Tensor:
+        """
+        A projected vector as the scores use it: unchanged for the paper's dot product; for `"cosine"` scaled to
+        length 1 / sqrt(rec_temperature), so that the dot product of two is their cosine / rec_temperature.
+        """
+        if getattr(self.config, "rec_similarity", "dot") != "cosine":
+            return projected
+        return F.normalize(projected, dim=-1) / math.sqrt(self.config.rec_temperature)
 
     def embed(
         self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, projection: str | None = None,
@@ -311,7 +324,8 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
     ) -> torch.Tensor:
         """
         One vector per row: the EOS feature z, or W_u z (`projection="user"`) or W_i z (`projection="item"`; with
-        `item_ids`, plus the item-id embedding of a model that has one, see `project_items`).
+        `item_ids`, plus the item-id embedding of a model that has one, see `project_items`); both scaled to length
+        1 / sqrt(rec_temperature) when `config.rec_similarity` is "cosine".
 
         Example:
         ```python
@@ -326,7 +340,7 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             return self.project_items(z, item_ids)
         if projection != "user":
             raise ValueError(f"projection must be 'user', 'item' or None, got {projection!r}.")
-        return self.user_projection(z)
+        return self.project_users(z)
 
     def forward(
         self,
@@ -386,7 +400,7 @@ class LMRecForJointModeling(LMRecPreTrainedModel):
             else:
                 rows = torch.arange(user_input_ids.shape[0], device=user_input_ids.device).unsqueeze(1)
                 z_u = user_hidden[rows, user_positions.clamp(min=0)]  # (B, P, d)
-            user_embeds = self.user_projection(z_u)  # (B, p) or (B, P, p)
+            user_embeds = self.project_users(z_u)  # (B, p) or (B, P, p)
             item_embeds = self.embed(item_input_ids, item_attention_mask, projection="item", item_ids=item_ids)
             rec_logits = score_pairs(user_embeds, item_embeds, rec_labels)
             if rec_labels is not None:

@@ -298,6 +298,9 @@ def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArgument
     if model_args.init_from:
         init = check_encoder_checkpoint(model_args.init_from)
         model = LMRecForJointModeling.from_pretrained(init)
+        if similarity_overrides(model_args):  # finetune under another score, checked as a new config would be
+            checked = LMRecConfig(**{**model.config.to_dict(), **similarity_overrides(model_args)})
+            model.config.rec_similarity, model.config.rec_temperature = checked.rec_similarity, checked.rec_temperature
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(init)
         if args.max_length > model.config.n_positions:  # a longer row would index past the position table
             raise ValueError(f"max_length {args.max_length} is longer than the {model.config.n_positions} positions "
@@ -314,12 +317,19 @@ def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArgument
     return tokenizer, model
 
 
+def similarity_overrides(model_args: ModelArguments) -> dict:
+    """The config fields `rec_similarity` and `rec_temperature` that the arguments set (None leaves a field as is)."""
+    return {name: getattr(model_args, name) for name in ("rec_similarity", "rec_temperature")
+            if getattr(model_args, name) is not None}
+
+
 def _new_model(model_args: ModelArguments, args: LMRecTrainingArguments, tokenizer,
                data: RecData) -> LMRecForJointModeling:
     overrides = {"vocab_size": len(tokenizer), "n_positions": model_args.n_positions or args.max_length,
                  "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
     if model_args.item_id_embeddings:  # one row per item of the (combined) training catalogue
         overrides.update(item_id_embeddings=len(data.item_texts), item_id_catalog=catalog_fingerprint(data.item_texts))
+    overrides.update(similarity_overrides(model_args))
     if model_args.dropout is not None:
         overrides.update(resid_pdrop=model_args.dropout, embd_pdrop=model_args.dropout, attn_pdrop=model_args.dropout)
     return LMRecForJointModeling(LMRecConfig.from_preset(model_args.preset, **overrides))
