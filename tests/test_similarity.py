@@ -100,3 +100,29 @@ def test_a_finetune_from_a_dot_checkpoint_can_switch_to_cosine(model, tokenizer,
     assert (switched.config.rec_similarity, switched.config.rec_temperature) == ("cosine", 0.05)
     _, kept = _tokenizer_and_model(ModelArguments(init_from=str(tmp_path / "enc")), args, toy, None)
     assert kept.config.rec_similarity == "dot"
+
+
+def test_a_cosine_model_trains_with_the_recipe_objective_and_the_item_bank(tokenizer, tmp_path):
+    from lmrec_hf.data import lm_texts
+    from lmrec_hf.losses import RecObjective
+    from lmrec_hf.trainer import LMRecTrainer
+
+    toy = load_unisrec(write_unisrec(tmp_path / "toy"))
+    torch.manual_seed(0)
+    config = LMRecConfig.from_preset("1.7m", vocab_size=len(tokenizer), n_positions=64, rec_similarity="cosine",
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = LMRecForJointModeling(config)
+    args = LMRecTrainingArguments(output_dir=str(tmp_path / "out"), max_steps=4, lm_batch_size=0, rec_batch_size=2,
+                                  max_length=64, logging_steps=1, save_strategy="no", eval_strategy="no",
+                                  use_cpu=True, disable_tqdm=True, learning_rate=1e-2, seed=3)
+    objective = RecObjective(negative_layout="shared", rec_loss_type="softmax", prefix_pairs=True, logq_correction=True,
+                             lm_on_rec_histories=True, num_negatives=2, item_bank_refresh_steps=2)
+    before = model.user_projection.weight.detach().clone()
+    trainer = LMRecTrainer.from_data(model, args, tokenizer, toy, objective, lm_texts=lm_texts(toy), eval_split=None)
+    trainer.train()
+    rec_losses = [entry["rec_loss"] for entry in trainer.state.log_history if "rec_loss" in entry]
+    assert len(rec_losses) == 4 and all(torch.isfinite(torch.tensor(rec_losses)))
+    assert not torch.equal(model.user_projection.weight, before)  # W_u learns through the normalisation
+    model.eval()
+    length = torch.full((len(toy.item_texts),), 0.05 ** -0.5)
+    assert torch.allclose(encode_items(model, tokenizer, toy).norm(dim=-1), length, atol=1e-4)
