@@ -55,6 +55,13 @@ def test_card_renders_what_a_user_needs(model):
     validate_model_card(card)
 
 
+def test_card_says_when_the_score_is_a_cosine(model):
+    assert "cosine" not in str(render_model_card(_card_data(), model.config))
+    model.config.rec_similarity, model.config.rec_temperature = "cosine", 0.05
+    assert ("both projected vectors are scaled to length\n1 / sqrt(0.05), so that their dot product is their cosine "
+            "divided by the temperature\n0.05" in str(render_model_card(_card_data(), model.config)))
+
+
 def test_card_names_the_item_bank_only_when_it_is_on(model):
     card_data = _card_data()
     card_data.training.update(item_bank_refresh_steps=0, item_bank_loss="separate")

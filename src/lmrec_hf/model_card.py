@@ -230,6 +230,8 @@ def render_model_card(card_data: LMRecModelCardData, config) -> ModelCard:
         pretraining=card_data.pretraining,
         training_options=options, evaluations=card_data.evaluations, metric_keys=metric_keys,
         metric_labels={k: _metric_label(k) for k in metric_keys},
+        rec_temperature=(f"{config.rec_temperature:g}" if getattr(config, "rec_similarity", "dot") == "cosine"
+                         else None),
         has_catalog=card_data.has_catalog, example_items=[json.dumps(t)[1:-1] for t in examples],
         data_note=DATA_NOTES.get(card_data.dataset.get("name"), "Check the license of the training data before "
                                                                   "you use or share these weights."),
