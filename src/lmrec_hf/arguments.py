@@ -81,7 +81,7 @@ class ModelArguments:
             if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
                     or not math.isfinite(temperature) or temperature <= 0):
                 raise ValueError(f"`rec_temperature` must be a finite number > 0 (cosine scores are divided by it; "
-                                 f"0.05 is UniSRec's), got {temperature!r}.")
+                                 f"0.05 is Recformer's, 0.07 UniSRec's), got {temperature!r}.")
             if (self.rec_similarity or "dot") == "dot" and not self.init_from:
                 raise ValueError(f"`rec_temperature` {temperature} divides cosine scores, but `rec_similarity` is "
                                  "'dot' (the default), which has no temperature. Set rec_similarity: cosine, or drop "

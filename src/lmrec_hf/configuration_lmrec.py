@@ -161,7 +161,7 @@ class LMRecConfig(PretrainedConfig):
                              "cosine / rec_temperature.")
         if not _finite_number(rec_temperature) or rec_temperature <= 0:
             raise ValueError(f"LMRecConfig: `rec_temperature` must be a finite number > 0 (cosine scores are divided "
-                             f"by it; 0.05 is UniSRec's), got {rec_temperature!r}.")
+                             f"by it; 0.05 is Recformer's, 0.07 UniSRec's), got {rec_temperature!r}.")
         self.rec_similarity = rec_similarity
         self.rec_temperature = float(rec_temperature)
         self.item_max_length = item_max_length
