@@ -248,12 +248,14 @@ def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record
     recipe = "training/configs/scientific-best-cpu.yaml"
     # what a run records: the file as the trainer resolves it, before the command line
     config = yaml.safe_load((curve.ROOT / recipe).read_text())
-    assert curve._file_state(recipe) == [config["max_steps"], config["max_history_items"], config["vocab_size"]]
-    assert curve._recipe_state({"recipe_state": [3000, 10, 4096], "git_commit": "0" * 40,
-                                "recipe": recipe}) == (3000, 10, 4096)
-    # a record made before the vocabulary joined the state
+    assert curve._file_state(recipe) == [config["max_steps"], config["max_history_items"], config["vocab_size"],
+                                         config["rec_loss_weight"]]
+    assert curve._recipe_state({"recipe_state": [3000, 10, 4096, 0.5], "git_commit": "0" * 40,
+                                "recipe": recipe}) == (3000, 10, 4096, 0.5)
+    # records made before the vocabulary, or λ, joined the state
     assert curve._recipe_state({"recipe_state": [3000, 10], "git_commit": "0" * 40, "recipe": recipe}) == (3000, 10,
-                                                                                                           None)
+                                                                                                           None, None)
+    assert curve._recipe_state({"recipe_state": [3000, 10, 4096], "recipe": recipe}) == (3000, 10, 4096, None)
     assert curve._recipe_state({"git_commit": "0" * 40, "recipe": recipe}) is None  # a commit this clone lacks
 
     # an older record: the file at its commit, read from a repository of the test's own (any clone depth will do)
@@ -267,10 +269,10 @@ def test_a_runs_recipe_state_is_read_from_the_file_at_its_commit_when_the_record
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, capture_output=True)
     (tmp_path / recipe).parent.mkdir(parents=True)
     before = commit("max_history_items: 20\nmax_steps: 1800\n")
-    after = commit("max_history_items: 10\nmax_steps: 2200\nvocab_size: 4096\n")
+    after = commit("max_history_items: 10\nmax_steps: 2200\nvocab_size: 4096\nrec_loss_weight: 1.0\n")
     monkeypatch.setattr(curve, "ROOT", tmp_path)
-    assert curve._recipe_state({"git_commit": before, "recipe": recipe}) == (1800, 20, None)
-    assert curve._recipe_state({"git_commit": after, "recipe": recipe}) == (2200, 10, 4096)
+    assert curve._recipe_state({"git_commit": before, "recipe": recipe}) == (1800, 20, None, None)
+    assert curve._recipe_state({"git_commit": after, "recipe": recipe}) == (2200, 10, 4096, 1.0)
 
 
 def test_a_vocabulary_over_an_adopted_state_is_judged_against_that_state_and_once_adopted_is_its_own():
@@ -335,7 +337,7 @@ def test_the_recipe_row_pools_the_runs_at_the_state_the_file_holds_now(monkeypat
     option = run(42, 0.5, ["--ema_decay", "0.995"], 4096, [2200, 10, 4096])  # a change, not the recipe
     kept = dict(plain, keep_best="valid_recall@10", seed=46)  # another checkpoint of a run, not another run
     records = [*reference, older, *adopted, plain, option, kept]
-    monkeypatch.setattr(curve, "_current_state", lambda path: (2200, 10, 4096))
+    monkeypatch.setattr(curve, "_current_state", lambda path: (2200, 10, 4096, None))
     (line,) = [line for line in curve.render_recipe_rows(records) if line]
     assert line.startswith("**The recipe as scientific-best-cpu.yaml holds it now** (2,200 steps, 10-item histories "
                            "and vocabulary 4,096; its runs without overrides and those whose overrides only set this "
@@ -377,3 +379,30 @@ def test_a_change_on_several_seeds_is_judged_by_its_mean_against_the_plain_mean_
     assert len(lone_rows) == 2 and all("not compared" in line for line in lone_rows)  # no plain run: no mean row
     single_seed = [*plain, change[0]]
     assert "Over seeds" not in "\n".join(curve.render_changes(single_seed))
+
+
+def test_lambda_is_part_of_the_recipe_state_so_a_lambda_run_is_a_state_only_change_and_once_adopted_the_recipe(
+        monkeypatch):
+    recipe = "training/configs/scientific-best-cpu.yaml"
+
+    def run(seed, valid, overrides, weight, file_weight):
+        return dict(_record("lmrec", seed, valid, recipe), overrides=overrides, steps=2200, max_history_items=10,
+                    vocab_size=4096, rec_loss_weight=weight, recipe_state=[2200, 10, 4096, file_weight],
+                    date="2026-12-04 10:00 UTC")
+
+    plain = [run(seed, 0.100 + 0.002 * i, [], 1.0, 1.0) for i, seed in enumerate((42, 43, 44))]
+    halved = [run(seed, 0.108 + 0.002 * i, ["--rec_loss_weight", "0.5"], 0.5, 1.0)
+              for i, seed in enumerate((42, 43, 44))]
+    assert curve.options_beyond_state(halved[0]) == []
+    text = "\n".join(curve.render_changes([*plain, *halved]))
+    assert ("### Changes to scientific-best-cpu.yaml against its plain run at 2,200 steps, 10-item histories, "
+            "vocabulary 4,096 and λ 1, picked on valid (generated)") in text
+    assert "| `--rec_loss_weight 0.5` | 2,200 | 42, 43, 44 |" in text and "| +0.0080 |" in text
+    # the file at λ 0.5: the three runs are its row; at λ 1 the earlier runs are
+    monkeypatch.setattr(curve, "_current_state", lambda path: (2200, 10, 4096, 0.5))
+    (line,) = [line for line in curve.render_recipe_rows([*plain, *halved]) if line]
+    assert "(2,200 steps, 10-item histories, vocabulary 4,096 and λ 0.5;" in line and "3 seeds (42, 43, 44)" in line
+    assert "best valid Recall@10 0.1100 ± 0.0020" in line
+    monkeypatch.setattr(curve, "_current_state", lambda path: (2200, 10, 4096, 1.0))
+    (line,) = [line for line in curve.render_recipe_rows([*plain, *halved]) if line]
+    assert "best valid Recall@10 0.1020 ± 0.0020" in line

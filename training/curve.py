@@ -78,15 +78,16 @@ def run_lmrec(args, seed: int) -> dict:
             "metrics": result["lmrec"], "preset": model_args.preset, "recipe": args.recipe,
             "overrides": args.overrides, "trainable_parameters": result["trainable_parameters"],
             "rec_batch_size": train_args.rec_batch_size, "max_history_items": train_args.max_history_items,
-            "vocab_size": model_args.vocab_size, "recipe_state": recipe_state}
+            "vocab_size": model_args.vocab_size, "rec_loss_weight": objective.rec_loss_weight,
+            "recipe_state": recipe_state}
 
 
 def _file_state(recipe: str) -> list:
-    """The recipe file's own steps, history length and vocabulary, before the run's command-line overrides."""
+    """The recipe file's own steps, history length, vocabulary and λ, before the run's command-line overrides."""
     from lmrec_hf.arguments import load_train_config
 
-    model_args, *_, train_args = load_train_config(recipe, ["--output_dir", "unused"])
-    return [train_args.max_steps, train_args.max_history_items, model_args.vocab_size]
+    model_args, _, objective, train_args = load_train_config(recipe, ["--output_dir", "unused"])
+    return [train_args.max_steps, train_args.max_history_items, model_args.vocab_size, objective.rec_loss_weight]
 
 
 def run_id_transformer(args, seed: int) -> dict:
@@ -186,11 +187,12 @@ def render(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# The recipe fields its adoptions have moved so far. A run's state is its steps, history length and vocabulary; a
-# run whose overrides set only these is the plain run of that state (the adopted change's runs are the recipe's runs
-# now). A record made before the vocabulary joined the state holds the value its run trained with (`vocab_size`).
-STATE_OPTIONS = ("--max_steps", "--max_history_items", "--vocab_size")
-State = tuple[int, int | None, int | None]
+# The recipe fields its adoptions have moved so far. A run's state is its steps, history length, vocabulary and λ
+# (`rec_loss_weight`); a run whose overrides set only these is the plain run of that state (the adopted change's runs
+# are the recipe's runs now). A record made before the vocabulary or λ joined the state holds the value its run
+# trained with (`vocab_size`, `rec_loss_weight`, filled in from its overrides or the file at its commit).
+STATE_OPTIONS = ("--max_steps", "--max_history_items", "--vocab_size", "--rec_loss_weight")
+State = tuple[int, int | None, int | None, float | None]
 
 
 def options_beyond_state(record: dict) -> list[str]:
@@ -207,16 +209,16 @@ def options_beyond_state(record: dict) -> list[str]:
 
 
 def _state(record: dict) -> State:
-    return record["steps"], record.get("max_history_items"), record.get("vocab_size")
+    return record["steps"], record.get("max_history_items"), record.get("vocab_size"), record.get("rec_loss_weight")
 
 
 def _recipe_state(record: dict) -> State | None:
     """The recipe file's own state when the run was made, before its overrides: the record's `recipe_state` (runs
-    record it since this function was written; a two-field one predates the vocabulary's place in it), else the file
-    as committed at the run's `git_commit`, else None."""
+    record it since this function was written; a shorter one predates the vocabulary's or λ's place in it), else the
+    file as committed at the run's `git_commit`, else None."""
     if record.get("recipe_state"):
-        steps, items, vocab = (*record["recipe_state"], None)[:3]
-        return steps, items, vocab
+        steps, items, vocab, weight = (*record["recipe_state"], None, None)[:4]
+        return steps, items, vocab, weight
     if not record.get("git_commit") or not record.get("recipe"):
         return None
     return _committed_state(record["git_commit"], record["recipe"])
@@ -236,7 +238,7 @@ def _yaml_state(text: str) -> State | None:
     config = yaml.safe_load(text) or {}
     if "max_steps" not in config or "max_history_items" not in config:
         return None
-    return config["max_steps"], config["max_history_items"], config.get("vocab_size")
+    return config["max_steps"], config["max_history_items"], config.get("vocab_size"), config.get("rec_loss_weight")
 
 
 def _current_state(recipe: str) -> State | None:
@@ -275,9 +277,9 @@ def render_recipe_rows(records: list[dict]) -> list[str]:
 
 
 def _describe_state(state: State) -> str:
-    steps, items, vocab = state
+    steps, items, vocab, weight = state
     parts = [f"{steps:,} steps", *([f"{items}-item histories"] if items else []),
-             *([f"vocabulary {vocab:,}"] if vocab else [])]
+             *([f"vocabulary {vocab:,}"] if vocab else []), *([f"λ {weight:g}"] if weight is not None else [])]
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
 
@@ -337,7 +339,7 @@ def render_changes(records: list[dict]) -> list[str]:
                 against.setdefault(own, []).append(r)
         # the reference first, then the states in the order their plain runs were made (the order of adoption)
         first_made = {s: min(r.get("date") or "" for r in plain[s]) for s in against}
-        for state in sorted(against, key=lambda s: (s != reference, first_made[s], s[0], s[1] or 0, s[2] or 0)):
+        for state in sorted(against, key=lambda s: (s != reference, first_made[s], *(part or 0 for part in s))):
             lines += _changes_table(recipe, state, plain[state], against[state], reference=state == reference)
     return lines
 
