@@ -71,6 +71,7 @@ def test_the_from_scratch_row_comes_from_curve_runs_at_its_own_settings(tmp_path
                 dict(run, **now),  # the recipe as it stands now: another recipe than the row's
                 dict(run, max_history_items=10),  # 10-item histories at the row's steps
                 dict(run, vocab_size=4096, overrides=["--vocab_size", "4096"]),  # another vocabulary, ditto
+                dict(run, rec_loss_weight=0.5, overrides=["--rec_loss_weight", "0.5"]),  # another λ, ditto
                 dict(run, overrides=["--learning_rate", "5e-4"]),  # the recipe changed on the command line
                 dict(run, keep_best="valid_recall@10"),  # picked by valid: another selection
                 dict(run, model_id="id-transformer"),
