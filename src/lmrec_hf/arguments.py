@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import check_choice
-from .configuration_lmrec import LMREC_PRESETS, REC_SIMILARITIES
+from .configuration_lmrec import LMREC_PRESETS, REC_SIMILARITIES, check_rec_score
 from .data import FORMATS, ONLINE_RETAIL_ALIAS, SPLIT_PROTOCOLS, same_source
 from .losses import RecObjective
 from .training_args import LMRecTrainingArguments
@@ -76,16 +75,11 @@ class ModelArguments:
         check_choice("lora_targets", self.lora_targets, ["attention", "attention+mlp"])
         if self.rec_similarity is not None:
             check_choice("rec_similarity", self.rec_similarity, list(REC_SIMILARITIES))
-        if self.rec_temperature is not None:
-            temperature = self.rec_temperature
-            if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-                    or not math.isfinite(temperature) or temperature <= 0):
-                raise ValueError(f"`rec_temperature` must be a finite number > 0 (cosine scores are divided by it; "
-                                 f"0.05 is Recformer's, 0.07 UniSRec's), got {temperature!r}.")
-            if (self.rec_similarity or "dot") == "dot" and not self.init_from:
-                raise ValueError(f"`rec_temperature` {temperature} divides cosine scores, but `rec_similarity` is "
-                                 "'dot' (the default), which has no temperature. Set rec_similarity: cosine, or drop "
-                                 "rec_temperature.")
+        check_rec_score(None, self.rec_temperature)
+        if self.rec_temperature is not None and (self.rec_similarity or "dot") == "dot" and not self.init_from:
+            raise ValueError(f"`rec_temperature` {self.rec_temperature} divides cosine scores, but `rec_similarity` "
+                             "is 'dot' (the default), which has no temperature. Set rec_similarity: cosine, or drop "
+                             "rec_temperature.")
         if self.item_id_embeddings and self.init_from:
             raise ValueError("`item_id_embeddings` adds an id table sized to the catalogue of a model trained from "
                              f"scratch, but `init_from` ({self.init_from}) starts from a checkpoint. Drop one of the "
