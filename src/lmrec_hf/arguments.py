@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import check_choice
-from .configuration_lmrec import LMREC_PRESETS, REC_SIMILARITIES, check_rec_score
+from .configuration_lmrec import LMREC_PRESETS, REC_SIMILARITIES, check_rec_temperature
 from .data import FORMATS, ONLINE_RETAIL_ALIAS, SPLIT_PROTOCOLS, same_source
 from .losses import RecObjective
 from .training_args import LMRecTrainingArguments
@@ -75,7 +75,8 @@ class ModelArguments:
         check_choice("lora_targets", self.lora_targets, ["attention", "attention+mlp"])
         if self.rec_similarity is not None:
             check_choice("rec_similarity", self.rec_similarity, list(REC_SIMILARITIES))
-        check_rec_score(None, self.rec_temperature)
+        if self.rec_temperature is not None:
+            check_rec_temperature(self.rec_temperature)
         if self.rec_temperature is not None and (self.rec_similarity or "dot") == "dot" and not self.init_from:
             raise ValueError(f"`rec_temperature` {self.rec_temperature} divides cosine scores, but `rec_similarity` "
                              "is 'dot' (the default), which has no temperature. Set rec_similarity: cosine, or drop "

@@ -155,7 +155,11 @@ class LMRecConfig(PretrainedConfig):
         if item_id_embeddings and not item_id_catalog:
             raise ValueError("LMRecConfig: `item_id_embeddings` needs `item_id_catalog`, the fingerprint of the "
                              "catalogue its rows belong to (lmrec_hf.catalog_fingerprint(item_texts)).")
-        check_rec_score(rec_similarity, rec_temperature, owner="LMRecConfig: ")
+        if rec_similarity not in REC_SIMILARITIES:
+            raise ValueError(f"LMRecConfig: `rec_similarity` must be one of {REC_SIMILARITIES}, got "
+                             f"{rec_similarity!r}: 'dot' scores <W_u z_u, W_i z_i> (the paper), 'cosine' their "
+                             "cosine / rec_temperature.")
+        check_rec_temperature(rec_temperature, owner="LMRecConfig: ")
         self.rec_similarity = rec_similarity
         self.rec_temperature = float(rec_temperature)
         self.item_max_length = item_max_length
@@ -219,13 +223,9 @@ def catalog_fingerprint(item_texts: list[str]) -> str:
     return f"{len(item_texts)}-{digest.hexdigest()[:16]}"
 
 
-def check_rec_score(similarity: str | None, temperature, owner: str = "") -> None:
-    """Refuses a `rec_similarity` outside REC_SIMILARITIES and a `rec_temperature` that is not a finite number > 0
-    (None passes either: the caller keeps the value it had)."""
-    if similarity is not None and similarity not in REC_SIMILARITIES:
-        raise ValueError(f"{owner}`rec_similarity` must be one of {REC_SIMILARITIES}, got {similarity!r}: 'dot' scores "
-                         "<W_u z_u, W_i z_i> (the paper), 'cosine' their cosine / rec_temperature.")
-    if temperature is not None and (not _finite_number(temperature) or temperature <= 0):
+def check_rec_temperature(temperature, owner: str = "") -> None:
+    """Refuses a `rec_temperature` that is not a finite number > 0."""
+    if not _finite_number(temperature) or temperature <= 0:
         raise ValueError(f"{owner}`rec_temperature` must be a finite number > 0 (cosine scores are divided by it; "
                          f"0.05 is Recformer's, 0.07 UniSRec's), got {temperature!r}.")
 
@@ -240,4 +240,4 @@ def _divisor(n_embd: int, n_head: int) -> int:
     return min(divisors, key=lambda d: (abs(d - n_head), d))
 
 
-__all__ = ["LMRecConfig", "LMREC_PRESETS", "REC_SIMILARITIES", "catalog_fingerprint", "check_rec_score"]
+__all__ = ["LMRecConfig", "LMREC_PRESETS", "REC_SIMILARITIES", "catalog_fingerprint", "check_rec_temperature"]

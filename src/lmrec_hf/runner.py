@@ -298,9 +298,7 @@ def _tokenizer_and_model(model_args: ModelArguments, args: LMRecTrainingArgument
     if model_args.init_from:
         init = check_encoder_checkpoint(model_args.init_from)
         model = LMRecForJointModeling.from_pretrained(init)
-        if similarity_overrides(model_args):  # finetune under another score, checked as a new config would be
-            checked = LMRecConfig(**{**model.config.to_dict(), **similarity_overrides(model_args)})
-            model.config.rec_similarity, model.config.rec_temperature = checked.rec_similarity, checked.rec_temperature
+        model.config.update(similarity_overrides(model_args))  # a score to finetune under, checked by ModelArguments
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(init)
         if args.max_length > model.config.n_positions:  # a longer row would index past the position table
             raise ValueError(f"max_length {args.max_length} is longer than the {model.config.n_positions} positions "
